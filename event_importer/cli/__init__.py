@@ -1,0 +1,1 @@
+"""The `event-importer` command line."""

@@ -1,0 +1,93 @@
+"""SQLAlchemy models: `EventCache` (one row per imported event) and `Submission` (one row per attempt).
+
+A `Submission` row is written by the ledger only (`event_importer.ledger`). The partial unique index
+`uq_submissions_one_pending` lets at most one attempt per (event, service) be `pending`: that row is
+the claim that keeps two runs, in any processes, from sending the same event at once.
+"""
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
+    }
+
+
+class SubmissionStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class EventCache(Base):
+    """One imported event: its data as JSON and a hash of that data to notice changes."""
+
+    __tablename__ = "event_cache"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    data: Mapped[dict[str, Any]]
+    data_hash: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    submissions: Mapped[list["Submission"]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"EventCache(id={self.id!r}, source_url={self.source_url!r})"
+
+
+class Submission(Base):
+    """One attempt to send one event to one service, and what came of it."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        # Serves "latest attempt per (event, service)", which every standard selector asks.
+        Index("ix_submissions_service_event", "service_name", "event_cache_id", "id"),
+        Index("ix_submissions_run", "run_id"),
+        Index(
+            "uq_submissions_one_pending",
+            "service_name",
+            "event_cache_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_cache_id: Mapped[int] = mapped_column(ForeignKey("event_cache.id", ondelete="CASCADE"))
+    service_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    data_hash: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    http_status: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    event: Mapped[EventCache] = relationship(back_populates="submissions")
+
+    def __repr__(self) -> str:
+        return (
+            f"Submission(id={self.id!r}, event_cache_id={self.event_cache_id!r}, "
+            f"service_name={self.service_name!r}, status={self.status!r}, attempt={self.attempt!r})"
+        )

@@ -1,0 +1,141 @@
+"""`EventData`, the normalised shape of one imported event, as the reference Event Importer produces it.
+
+Only `source_url` is required: a cached event may lack what one destination needs (a title, a date)
+and still be useful to another, so such gaps are reported by the destination's transformer, per event.
+"""
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+
+# Descriptions beyond this are almost certainly scraping accidents; no destination takes them.
+MAX_TEXT_LENGTH = 100_000
+MAX_URL_LENGTH = 2_048
+
+
+def _check_http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_URL_LENGTH:
+        raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class EventTime(_Model):
+    """Local start and end times ("HH:MM") and the IANA timezone they are in."""
+
+    start: dt.time | None = None
+    end: dt.time | None = None
+    timezone: str | None = None
+
+    @field_serializer("start", "end")
+    def _hh_mm(self, value: dt.time | None) -> str | None:
+        return None if value is None else value.strftime("%H:%M")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone name (e.g. 'Europe/Berlin')") from None
+        if value not in _timezone_names():
+            raise ValueError(f"{value!r} is not an IANA timezone name (e.g. 'Europe/Berlin')")
+        return value
+
+
+_TIMEZONES: set[str] = set()
+
+
+def _timezone_names() -> set[str]:
+    if not _TIMEZONES:
+        _TIMEZONES.update(available_timezones())
+    return _TIMEZONES
+
+
+class Coordinates(_Model):
+    """WGS84 latitude and longitude in degrees."""
+
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+
+class Location(_Model):
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    coordinates: Coordinates | None = None
+
+
+class Images(_Model):
+    full: str | None = None
+    thumbnail: str | None = None
+
+    _urls = field_validator("full", "thumbnail")(classmethod(lambda cls, v: _check_http_url(v)))
+
+
+class EventData(_Model):
+    """One imported event. `source_url` identifies it in the event cache."""
+
+    title: str | None = Field(default=None, max_length=1_000)
+    venue: str | None = Field(default=None, max_length=1_000)
+    date: dt.date | None = None
+    end_date: dt.date | None = None
+    time: EventTime | None = None
+    promoters: list[str] = Field(default_factory=list)
+    lineup: list[str] = Field(default_factory=list)
+    long_description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    short_description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    genres: list[str] = Field(default_factory=list)
+    location: Location | None = None
+    images: Images | None = None
+    minimum_age: int | None = Field(default=None, ge=0, le=120)
+    cost: str | None = Field(default=None, max_length=1_000)
+    ticket_url: str | None = None
+    source_url: str
+    imported_at: dt.datetime | None = None
+
+    _urls = field_validator("ticket_url", "source_url")(classmethod(lambda cls, v: _check_http_url(v)))
+
+    @field_validator("source_url")
+    @classmethod
+    def _source_url_required(cls, value: str | None) -> str:
+        if not value:
+            raise ValueError("source_url is required: it identifies the event")
+        return value
+
+    @model_validator(mode="after")
+    def _end_not_before_start(self) -> "EventData":
+        if self.date and self.end_date and self.end_date < self.date:
+            raise ValueError(f"end_date {self.end_date} is before date {self.date}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as JSON-ready data, without empty fields, as stored in the event cache."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the field path and the reason, e.g. `date: Input should be ...`."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(event)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {message}")
+    return "; ".join(lines)

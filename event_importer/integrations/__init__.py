@@ -1,0 +1,1 @@
+"""Integrations: one package per destination, found by `discovery`, built on `base`."""

@@ -1,0 +1,303 @@
+"""The integration framework: selectors pick events, a transformer maps them, a client sends them,
+and a submitter ties the three together and records every attempt through the ledger.
+
+An integration is a package under `event_importer/integrations/` (or an installed distribution's
+entry point) holding one `BaseSubmitter` subclass. The submitter's three steps, `select`,
+`transform` and `submit`, are what the Dagster assets call one by one and what `submit_events`
+calls in a row: there is one code path, whoever starts the run.
+"""
+
+import asyncio
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cached_property
+from itertools import islice
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from event_importer.db.engine import Database
+from event_importer.db.models import EventCache, Submission, SubmissionStatus
+from event_importer.errors import TransformError, UnknownSelectorError
+from event_importer.events.model import EventData, describe_validation_error
+from event_importer.integrations.records import EventRef, Outcome, Payload, SubmissionReport, SubmissionResult
+from event_importer.ledger import FinalRecord, SubmissionLedger
+from event_importer.settings import IntegrationSettings, Settings, get_settings, load_settings
+
+ProgressCallback = Callable[[SubmissionResult], None]
+
+# Rows per database round trip when streaming, claiming and recording.
+CHUNK_SIZE = 500
+
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class BaseSelector(ABC):
+    """Chooses which cached events an integration should process."""
+
+    #: Whether the selector needs a `url` argument.
+    needs_url: ClassVar[bool] = False
+
+    @abstractmethod
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+        """The query selecting the events, so the caller can stream, order and limit it."""
+
+    def select_events(self, db: Session, service_name: str, *, url: str | None = None) -> list[EventCache]:
+        """The selected events as a list (fine for small caches; the submitter streams instead)."""
+        return list(db.scalars(self.statement(service_name, url=url).order_by(EventCache.id)))
+
+
+class BaseTransformer(ABC):
+    """Maps one `EventData` dict into the destination's format."""
+
+    @abstractmethod
+    def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
+        """The destination's payload for one event.
+
+        Raises:
+            TransformError: the event lacks something the destination needs.
+        """
+
+    def transform_event(self, event: EventRef) -> dict[str, Any]:
+        """Override when the payload depends on more than the event data (e.g. created vs updated)."""
+        return self.transform(event.data)
+
+    @staticmethod
+    def parse(event_data: dict[str, Any]) -> EventData:
+        """The event data validated as `EventData`."""
+        return EventData.model_validate(event_data)
+
+
+class BaseClient(ABC):
+    """Sends payloads to one destination. Used as `async with client:` around a run's requests."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release connections; called once at the end of a run."""
+
+    def check_configured(self) -> None:
+        """Raise `ConfigurationError` naming what is missing, before anything is sent."""
+
+    @abstractmethod
+    async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Send one payload and return the destination's answer.
+
+        Raises:
+            SubmissionError: the destination did not accept it (with its status and message).
+        """
+
+    async def send(self, payload: Payload) -> dict[str, Any]:
+        """Override when sending needs more than the body (e.g. an idempotency key from the event)."""
+        assert payload.body is not None
+        return await self.submit(payload.body)
+
+
+class BaseSubmitter(ABC):
+    """Selects, transforms and submits events for one service, recording every attempt."""
+
+    #: The integration's settings class; subclasses set their own with their env prefix.
+    settings_class: ClassVar[type[IntegrationSettings]] = IntegrationSettings
+
+    def __init__(self, settings: IntegrationSettings | None = None, app_settings: Settings | None = None) -> None:
+        self.app_settings = app_settings or get_settings()
+        self.settings = settings if settings is not None else load_settings(self.settings_class)
+
+    @property
+    @abstractmethod
+    def service_name(self) -> str:
+        """The integration's one name: CLI group, route prefix, Dagster group, `Submission.service_name`."""
+
+    @abstractmethod
+    def _create_client(self) -> BaseClient:
+        """A new client for one run."""
+
+    @abstractmethod
+    def _create_transformer(self) -> BaseTransformer: ...
+
+    def _create_selectors(self) -> dict[str, BaseSelector]:
+        """Selectors of this integration's own, added to (or replacing) the standard ones."""
+        return {}
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @cached_property
+    def selectors(self) -> dict[str, BaseSelector]:
+        from event_importer.integrations.standard_selectors import standard_selectors
+
+        return standard_selectors() | self._create_selectors()
+
+    @cached_property
+    def transformer(self) -> BaseTransformer:
+        return self._create_transformer()
+
+    def create_client(self) -> BaseClient:
+        return self._create_client()
+
+    def get_selector(self, name: str) -> BaseSelector:
+        try:
+            return self.selectors[name]
+        except KeyError:
+            raise UnknownSelectorError(name, sorted(self.selectors)) from None
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.settings.max_concurrency or self.app_settings.max_concurrency
+
+    @property
+    def request_timeout(self) -> float:
+        return self.settings.request_timeout or self.app_settings.request_timeout
+
+    @property
+    def max_attempts(self) -> int:
+        return self.settings.max_attempts or self.app_settings.max_attempts
+
+    def missing_settings(self) -> list[str]:
+        """Variables the integration still needs before it can send (empty when configured)."""
+        return self.settings.missing()
+
+    # -- the three steps -------------------------------------------------------------------------
+
+    def select(
+        self, session: Session, selector: str, *, url: str | None = None, limit: int | None = None
+    ) -> Iterator[EventRef]:
+        """Stream the selected events in id order, a chunk of rows at a time."""
+        statement = self.get_selector(selector).statement(self.service_name, url=url).order_by(EventCache.id)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = session.execute(statement.execution_options(yield_per=CHUNK_SIZE)).scalars()
+        for partition in rows.partitions():
+            accepted_before = self._accepted_before(session, [row.id for row in partition])
+            for row in partition:
+                yield EventRef(row.id, row.source_url, row.data, row.data_hash, row.id in accepted_before)
+
+    def _accepted_before(self, session: Session, ids: list[int]) -> set[int]:
+        return set(
+            session.scalars(
+                select(Submission.event_cache_id)
+                .where(
+                    Submission.service_name == self.service_name,
+                    Submission.event_cache_id.in_(ids),
+                    Submission.status == SubmissionStatus.SUCCESS.value,
+                )
+                .distinct()
+            )
+        )
+
+    def transform(self, events: Iterable[EventRef]) -> list[Payload]:
+        """One payload per event; an event that cannot be transformed carries its reason instead."""
+        return [self._transform_one(event) for event in events]
+
+    def _transform_one(self, event: EventRef) -> Payload:
+        try:
+            return Payload(event, self.transformer.transform_event(event))
+        except TransformError as exc:
+            return Payload(event, None, str(exc))
+        except ValidationError as exc:
+            return Payload(event, None, f"invalid event data: {describe_validation_error(exc)}")
+        except Exception as exc:  # noqa: BLE001 - one broken event must not stop the run
+            return Payload(event, None, f"transformer failed: {type(exc).__name__}: {exc}")
+
+    def submit(
+        self,
+        payloads: Sequence[Payload],
+        *,
+        database: Database,
+        run_id: str,
+        dry_run: bool = False,
+        client: BaseClient | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[SubmissionResult]:
+        """Send the valid payloads (or record them as dry runs) and record every outcome.
+
+        Events that could not be transformed are recorded as failed with their reason.
+
+        Raises:
+            ConfigurationError: the client is not configured (checked before anything is sent).
+        """
+        from event_importer.integrations.sending import send_payloads
+
+        ledger = SubmissionLedger(
+            database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after
+        )
+        invalid = [p for p in payloads if not p.valid]
+        valid = [p for p in payloads if p.valid]
+        results = self._record_final(ledger, invalid, SubmissionStatus.FAILED, progress)
+        if dry_run:
+            return results + self._record_final(ledger, valid, SubmissionStatus.DRY_RUN, progress)
+        if not valid:
+            return results
+        client = client or self.create_client()
+        client.check_configured()
+        sent = asyncio.run(send_payloads(client, ledger, valid, self.max_concurrency, progress))
+        return results + sent
+
+    def _record_final(
+        self,
+        ledger: SubmissionLedger,
+        payloads: list[Payload],
+        status: SubmissionStatus,
+        progress: ProgressCallback | None,
+    ) -> list[SubmissionResult]:
+        results: list[SubmissionResult] = []
+        outcome = Outcome.FAILED if status is SubmissionStatus.FAILED else Outcome.DRY_RUN
+        for chunk in chunked(payloads, CHUNK_SIZE):
+            ids = ledger.record(
+                FinalRecord(
+                    p.event.id,
+                    p.event.data_hash,
+                    status,
+                    response={"payload": p.body} if p.body is not None else None,
+                    error=p.error,
+                )
+                for p in chunk
+            )
+            for payload, submission_id in zip(chunk, ids, strict=True):
+                result = SubmissionResult(
+                    payload.event.id,
+                    payload.event.source_url,
+                    payload.event.title,
+                    outcome,
+                    submission_id=submission_id,
+                    error=payload.error,
+                )
+                results.append(result)
+                if progress:
+                    progress(result)
+        return results
+
+    def submit_events(
+        self,
+        database: Database,
+        selector: str = "unsubmitted",
+        *,
+        url: str | None = None,
+        dry_run: bool = False,
+        limit: int | None = None,
+        run_id: str | None = None,
+    ) -> SubmissionReport:
+        """Select, transform and submit in one call, outside Dagster (tests, scripts)."""
+        run_id = run_id or uuid.uuid4().hex
+        with database.session() as session:
+            events = list(self.select(session, selector, url=url, limit=limit))
+        payloads = self.transform(events)
+        results = self.submit(payloads, database=database, run_id=run_id, dry_run=dry_run)
+        invalid = sum(not p.valid for p in payloads)
+        return SubmissionReport(self.service_name, selector, run_id, dry_run, len(events), invalid, results)

@@ -1,0 +1,194 @@
+"""`HttpClient`: the base of every HTTP integration's client, with the resilience they all need.
+
+One `httpx.AsyncClient` per run, on the aiohttp transport (httpx's own connection pool is CPU-bound
+at a few hundred requests per second; see benchmarks/README.md). Transient failures (connection
+errors, timeouts, 429 and 5xx) are retried with exponential backoff and full jitter, honouring
+`Retry-After`, up to `max_attempts` tries; other answers are final. An optional rate limit caps
+requests per second across the run, retries included.
+"""
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from httpx_aiohttp import AiohttpTransport
+
+from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
+from event_importer.integrations.base import BaseClient
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+RETRY_AFTER_CAP_S = 300.0
+API_MESSAGE_LIMIT = 500
+
+
+class HttpClient(BaseClient):
+    """JSON over HTTP with retries, a rate limit and errors that carry the status and API message."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 4,
+        rate_limit: float | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        self.service_name = service_name
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.rate_limit = rate_limit
+        self.max_connections = max_connections
+        self._http: httpx.AsyncClient | None = None
+        self._limiter: AsyncLimiter | None = None
+
+    def _open(self) -> httpx.AsyncClient:
+        if self._http is None:
+            limits = httpx.Limits(max_connections=self.max_connections)
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=AiohttpTransport(limits=limits),
+            )
+            if self.rate_limit:
+                self._limiter = AsyncLimiter(self.rate_limit, 1.0)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def post_json(
+        self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """POST `body` as JSON and return the JSON answer, retrying transient failures."""
+        content = json.dumps(body, ensure_ascii=False).encode()
+        request_headers = {"Content-Type": "application/json", **(headers or {})}
+        return await self.request_json("POST", path, content=content, headers=request_headers)
+
+    async def request_json(
+        self, method: str, path: str, *, content: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        http = self._open()
+        attempt = 1
+        while True:
+            try:
+                return await self._once(http, method, path, content, headers)
+            except RetryableSubmissionError as exc:
+                if attempt >= self.max_attempts:
+                    raise type(exc)(
+                        f"{exc} (gave up after {attempt} attempts)",
+                        status=exc.status,
+                        api_message=exc.api_message,
+                        retry_after=exc.retry_after,
+                    ) from exc
+                await asyncio.sleep(self._delay(attempt, exc.retry_after))
+                attempt += 1
+
+    async def _once(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        try:
+            response = await http.request(method, path, content=content, headers=headers)
+        except httpx.TimeoutException:
+            raise RetryableSubmissionError(
+                f"{self.service_name}: no answer within {self.timeout:g} s (timeout)"
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableSubmissionError(
+                f"{self.service_name}: connection failed ({type(exc).__name__}: {exc or 'no details'})"
+            ) from None
+        return self._parse(response)
+
+    def _parse(self, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content.strip():
+                raise RejectedSubmissionError(
+                    f"HTTP {status} from {self.service_name}: empty response body", status=status
+                )
+            try:
+                answer = response.json()
+            except ValueError:
+                raise RejectedSubmissionError(
+                    f"HTTP {status} from {self.service_name}: response is not JSON "
+                    f"({response.headers.get('content-type', 'no content type')}): {_snippet(response.text)}",
+                    status=status,
+                    api_message=_snippet(response.text),
+                ) from None
+            return answer if isinstance(answer, dict) else {"data": answer}
+        api_message = api_error_message(response)
+        message = f"HTTP {status} from {self.service_name}: {api_message or response.reason_phrase or 'no message'}"
+        if status == 429 or status >= 500:
+            raise RetryableSubmissionError(
+                message, status=status, api_message=api_message, retry_after=_retry_after(response)
+            )
+        raise RejectedSubmissionError(message, status=status, api_message=api_message)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, RETRY_AFTER_CAP_S)
+        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+
+
+def api_error_message(response: httpx.Response) -> str | None:
+    """The destination's own explanation of an error answer, from common JSON error shapes or the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _snippet(response.text) or None
+    return _snippet(_find_message(body)) or None
+
+
+def _find_message(body: Any) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        return "; ".join(m for m in (_find_message(item) for item in body) if m)
+    if isinstance(body, dict):
+        for key in ("errors", "detail", "message", "error", "title", "error_description"):
+            if key in body and (found := _find_message(body[key])):
+                return found
+    return ""
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= API_MESSAGE_LIMIT else text[: API_MESSAGE_LIMIT - 1] + "…"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+__all__ = ["HttpClient", "SubmissionError", "api_error_message"]

@@ -1,0 +1,92 @@
+"""The values that flow between the steps of a submission: select -> transform -> submit.
+
+They are frozen, picklable dataclasses (never ORM rows) so that Dagster can hand them from one asset
+to the next.
+"""
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """A selected event: its cache id, data and data hash at selection time."""
+
+    id: int
+    source_url: str
+    data: dict[str, Any]
+    data_hash: str
+    # Whether the service has accepted this event before (some destinations send "updated" then).
+    submitted_before: bool = False
+
+    @property
+    def title(self) -> str:
+        return str(self.data.get("title") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One event in the destination's format, or why it could not be put in it."""
+
+    event: EventRef
+    body: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+    # Another live run holds the claim on this event; this run left it alone.
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionResult:
+    """What happened to one event in one run."""
+
+    event_id: int
+    source_url: str
+    title: str
+    outcome: Outcome
+    attempt: int | None = None
+    submission_id: int | None = None
+    http_status: int | None = None
+    error: str | None = None
+    response: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionReport:
+    """The results of one run of one integration."""
+
+    service_name: str
+    selector: str
+    run_id: str
+    dry_run: bool
+    selected: int
+    invalid: int
+    results: list[SubmissionResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        by_outcome = Counter(r.outcome.value for r in self.results)
+        return {
+            "selected": self.selected,
+            "transformed": self.selected - self.invalid,
+            "invalid": self.invalid,
+            "submitted": by_outcome[Outcome.SUCCESS],
+            "failed": by_outcome[Outcome.FAILED],
+            "dry_run": by_outcome[Outcome.DRY_RUN],
+            "skipped": by_outcome[Outcome.SKIPPED],
+        }
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.outcome is Outcome.FAILED for r in self.results)

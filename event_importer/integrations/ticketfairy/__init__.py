@@ -1,0 +1,1 @@
+"""TicketFairy: publish events as draft events through TicketFairy's API."""

@@ -1,0 +1,45 @@
+"""Posts draft events to TicketFairy's `/draft-events` endpoint."""
+
+from typing import Any
+
+from event_importer.errors import ConfigurationError
+from event_importer.integrations.http import HttpClient
+
+
+class TicketFairyClient(HttpClient):
+    """A client for one run. The API key is kept out of `repr` and every message."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        api_url: str,
+        origin: str,
+        timeout: float = 30.0,
+        max_attempts: int = 4,
+        rate_limit: float | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        self._api_key = api_key
+        super().__init__(
+            service_name="ticketfairy",
+            base_url=api_url,
+            headers={"Accept": "application/json", "Origin": origin},
+            timeout=timeout,
+            max_attempts=max_attempts,
+            rate_limit=rate_limit,
+            max_connections=max_connections,
+        )
+
+    def __repr__(self) -> str:
+        return f"TicketFairyClient(api_url={self.base_url!r})"
+
+    def check_configured(self) -> None:
+        if not self._api_key:
+            raise ConfigurationError("TICKETFAIRY_API_KEY is not set: it is needed to send events to TicketFairy")
+
+    async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.check_configured()
+        return await self.post_json(
+            "/draft-events", data, headers={"Authorization": f"Bearer {self._api_key}"}
+        )

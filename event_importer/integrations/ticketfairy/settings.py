@@ -1,0 +1,28 @@
+"""TicketFairy's settings (prefix `TICKETFAIRY_`)."""
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from event_importer.events.model import _check_http_url
+from event_importer.settings import ENV_FILE, IntegrationSettings
+
+
+class TicketFairySettings(IntegrationSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TICKETFAIRY_", env_file=ENV_FILE, extra="ignore", validate_default=True
+    )
+
+    api_key: SecretStr | None = Field(default=None, description="API key (Bearer token); required to send.")
+    api_url: str = Field(default="https://www.theticketfairy.com/api", description="Base URL of the API.")
+    origin: str = Field(default="https://www.theticketfairy.com", description="Origin header sent with requests.")
+
+    @field_validator("api_url", "origin")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        checked = _check_http_url(value)
+        if not checked:
+            raise ValueError("must be an absolute http(s) URL")
+        return checked
+
+    def missing(self) -> list[str]:
+        return [] if self.api_key and self.api_key.get_secret_value() else ["TICKETFAIRY_API_KEY"]

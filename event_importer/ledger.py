@@ -1,0 +1,237 @@
+"""The submission ledger: the one place that writes `Submission` rows.
+
+Every attempt goes through it in two steps. `claim` inserts a `pending` row carrying the run id
+before anything is sent; the database's partial unique index allows one pending row per
+(event, service), so two runs (in any processes) racing for an event cannot both win. `finish` then
+turns the claim into `success` or `failed` as soon as the answer is known. A run killed in between
+leaves a `pending` row behind whose owner is gone: `claim` takes such stale claims over, closing the
+old row as failed with a reason, so the event is sent again (the at-least-once window is exactly the
+requests that were in flight when the run died).
+"""
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from event_importer.db.engine import Database
+from event_importer.db.models import Submission, SubmissionStatus, utcnow
+
+HOSTNAME = socket.gethostname()
+
+
+def current_owner() -> str:
+    """Who holds a claim: `host:pid`, so a later run on the same host can tell whether it still lives."""
+    return f"{HOSTNAME}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None, claimed_at: dt.datetime | None, *, stale_after: float) -> bool:
+    """Whether the process that made a claim may still be working on it.
+
+    On this host the process table answers; for another host only the claim's age can, after
+    `stale_after` seconds.
+    """
+    host, _, pid = (owner or "").rpartition(":")
+    if host == HOSTNAME and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not _is_zombie(int(pid))
+    if claimed_at is None:
+        return False
+    if claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
+    return (utcnow() - claimed_at).total_seconds() < stale_after
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    event_id: int
+    data_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A pending row this run holds for one event."""
+
+    submission_id: int
+    event_id: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What came of one claimed attempt."""
+
+    submission_id: int
+    status: SubmissionStatus
+    http_status: int | None = None
+    response: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalRecord:
+    """An attempt that needs no claim because nothing is sent: a dry run or an event that failed to transform."""
+
+    event_id: int
+    data_hash: str
+    status: SubmissionStatus
+    response: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class SubmissionLedger:
+    """Claims and outcomes of one run for one service."""
+
+    def __init__(self, database: Database, service_name: str, run_id: str, *, stale_after: float = 3600.0) -> None:
+        self.database = database
+        self.service_name = service_name
+        self.run_id = run_id
+        self.owner = current_owner()
+        self.stale_after = stale_after
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
+        """Claim each event for this run; None where another live run holds it.
+
+        One transaction per call, so callers claim a chunk of events at a time.
+        """
+        if not requests:
+            return []
+        ids = [r.event_id for r in requests]
+        with self.database.session() as session:
+            self._release_stale(session, ids)
+            attempts = self._attempt_counts(session, ids)
+            now = utcnow()
+            rows = [
+                {
+                    "event_cache_id": r.event_id,
+                    "service_name": self.service_name,
+                    "status": SubmissionStatus.PENDING.value,
+                    "attempt": attempts.get(r.event_id, 0) + 1,
+                    "data_hash": r.data_hash,
+                    "run_id": self.run_id,
+                    "claimed_by": self.owner,
+                    "created_at": now,
+                }
+                for r in requests
+            ]
+            claimed = {
+                event_id: (submission_id, attempt)
+                for submission_id, event_id, attempt in session.execute(self._insert_claims(session, rows))
+            }
+        return [
+            Claim(claimed[r.event_id][0], r.event_id, claimed[r.event_id][1]) if r.event_id in claimed else None
+            for r in requests
+        ]
+
+    def _insert_claims(self, session: Session, rows: list[dict[str, Any]]) -> Any:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        return (
+            insert(Submission)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["service_name", "event_cache_id"],
+                index_where=Submission.status == SubmissionStatus.PENDING.value,
+            )
+            .returning(Submission.id, Submission.event_cache_id, Submission.attempt)
+        )
+
+    def _attempt_counts(self, session: Session, ids: list[int]) -> dict[int, int]:
+        rows = session.execute(
+            select(Submission.event_cache_id, func.count())
+            .where(
+                Submission.service_name == self.service_name,
+                Submission.event_cache_id.in_(ids),
+                Submission.status != SubmissionStatus.DRY_RUN.value,
+            )
+            .group_by(Submission.event_cache_id)
+        )
+        return {event_id: count for event_id, count in rows}
+
+    def _release_stale(self, session: Session, ids: list[int]) -> None:
+        pending = session.execute(
+            select(Submission.id, Submission.run_id, Submission.claimed_by, Submission.created_at).where(
+                Submission.service_name == self.service_name,
+                Submission.event_cache_id.in_(ids),
+                Submission.status == SubmissionStatus.PENDING.value,
+            )
+        ).all()
+        for submission_id, run_id, owner, claimed_at in pending:
+            if run_id == self.run_id or owner_alive(owner, claimed_at, stale_after=self.stale_after):
+                continue
+            # Compare-and-set on status: of two runs taking over the same stale claim, one wins.
+            session.execute(
+                update(Submission)
+                .where(and_(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING.value))
+                .values(
+                    status=SubmissionStatus.FAILED.value,
+                    finished_at=utcnow(),
+                    error=f"abandoned: run {run_id} stopped before recording an outcome; "
+                    "the destination may or may not have received this attempt",
+                )
+            )
+
+    def finish(self, outcomes: Iterable[Outcome]) -> None:
+        """Record the outcome of claimed attempts, all in one transaction."""
+        rows = [
+            {
+                "id": o.submission_id,
+                "status": o.status.value,
+                "http_status": o.http_status,
+                "response": o.response,
+                "error": o.error,
+                "finished_at": utcnow(),
+            }
+            for o in outcomes
+        ]
+        if not rows:
+            return
+        with self.database.session() as session:
+            session.execute(update(Submission), rows)
+
+    def record(self, records: Iterable[FinalRecord]) -> list[int]:
+        """Write attempts that sent nothing (dry runs, events that could not be transformed)."""
+        records = list(records)
+        if not records:
+            return []
+        with self.database.session() as session:
+            attempts = self._attempt_counts(session, [r.event_id for r in records])
+            now = utcnow()
+            rows = [
+                Submission(
+                    event_cache_id=r.event_id,
+                    service_name=self.service_name,
+                    status=r.status.value,
+                    attempt=attempts.get(r.event_id, 0) + 1,
+                    data_hash=r.data_hash,
+                    run_id=self.run_id,
+                    claimed_by=self.owner,
+                    created_at=now,
+                    finished_at=now,
+                    response=r.response,
+                    error=r.error,
+                )
+                for r in records
+            ]
+            session.add_all(rows)
+            session.flush()
+            return [row.id for row in rows]

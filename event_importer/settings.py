@@ -1,0 +1,105 @@
+"""Typed settings, read from the environment and a `.env` file in the working directory.
+
+`Settings` holds what the whole project shares (prefix `EVENT_IMPORTER_`); each integration declares
+its own `IntegrationSettings` subclass with its own prefix (e.g. `TICKETFAIRY_`). A bad value fails at
+start with a `ConfigurationError` that names the variable and never echoes its value, since it may be a
+secret.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from event_importer.errors import ConfigurationError
+
+ENV_FILE = ".env"
+
+
+class Settings(BaseSettings):
+    """Project-wide settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVENT_IMPORTER_", env_file=ENV_FILE, extra="ignore", validate_default=True
+    )
+
+    home: Path = Field(default=Path(".event-importer"), description="Data folder: database, Dagster instance.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the event cache; default: SQLite file in the data folder."
+    )
+    request_timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds before one request times out.")
+    max_concurrency: int = Field(default=32, ge=1, le=1024, description="Requests in flight per integration.")
+    max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per event for transient failures.")
+    stale_claim_after: float = Field(
+        default=3600.0, gt=0, description="Seconds after which a pending claim from another host is stale."
+    )
+    failure_rate_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Asset check: fail when more than this share of a run failed."
+    )
+    api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
+    api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value and not value.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value or None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'event-importer.db'}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home.resolve() / "dagster"
+
+
+class IntegrationSettings(BaseSettings):
+    """Base of every integration's settings; subclasses set `env_prefix` and add their own fields.
+
+    The tuning fields fall back to the project-wide value when unset.
+    """
+
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", validate_default=True)
+
+    max_concurrency: int | None = Field(default=None, ge=1, le=1024, description="Requests in flight.")
+    rate_limit: float | None = Field(default=None, gt=0, description="Requests per second; unset: no limit.")
+    request_timeout: float | None = Field(default=None, gt=0, le=600, description="Seconds per request.")
+    max_attempts: int | None = Field(default=None, ge=1, le=20, description="Tries for transient failures.")
+    schedule: str = Field(default="0 * * * *", description="Cron of the submission schedule (UTC).")
+    idempotent_writes: bool = Field(
+        default=False, description="Whether the destination deduplicates resubmissions itself."
+    )
+
+    def missing(self) -> list[str]:
+        """Names of the variables this integration still needs before it can send anything."""
+        return []
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build a settings object, turning pydantic's error into one that names the variables, not values."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_settings_error(cls, exc)) from None
+
+
+def describe_settings_error(cls: type[BaseSettings], exc: ValidationError) -> str:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    problems = []
+    for item in exc.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        problems.append(f"{(prefix + field).upper()}: {item['msg'].removeprefix('Value error, ')}")
+    return "invalid setting: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The project-wide settings, read once per process."""
+    return load_settings(Settings)

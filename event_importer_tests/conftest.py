@@ -1,0 +1,100 @@
+"""Shared fixtures: isolated settings, real SQLite files, and PostgreSQL where one is reachable.
+
+PostgreSQL tests use `EVENT_IMPORTER_TEST_POSTGRES_URL` (default: the local server's `test`
+database). Where it is unreachable they skip with the reason, unless
+`EVENT_IMPORTER_REQUIRE_POSTGRES=1` (set by .ci/run), where they fail instead.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from event_importer.db.engine import Database, _databases
+from event_importer.db.models import Base
+from event_importer.settings import get_settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "EVENT_IMPORTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own data folder and no settings from the developer's environment."""
+    for name in list(os.environ):
+        if name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME")) and not name.startswith(
+            "EVENT_IMPORTER_TEST_"
+        ) and name != "EVENT_IMPORTER_REQUIRE_POSTGRES":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("EVENT_IMPORTER_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+    for database in _databases.values():
+        database.dispose()
+    _databases.clear()
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        engine = create_engine(make_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {type(exc).__name__}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    reason = _postgres_unavailable()
+    if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (EVENT_IMPORTER_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    name = f"event_importer_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with an empty schema: a SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cache.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'cache.db'}")
+    yield db
+    db.dispose()
