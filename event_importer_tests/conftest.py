@@ -98,3 +98,16 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite:///{tmp_path / 'cache.db'}")
     yield db
     db.dispose()
+
+
+# A distinctive value, so a search for it in logs, rows and output cannot match by accident.
+TEST_API_KEY = "tf-test-key-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def stand_in() -> Iterator["StandInServer"]:
+    """A real HTTP server on 127.0.0.1 standing in for the destination."""
+    from event_importer_tests.standin import StandInServer
+
+    with StandInServer(api_key=TEST_API_KEY) as server:
+        yield server

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
@@ -109,15 +110,21 @@ class HttpClient(BaseClient):
             await self._limiter.acquire()
         try:
             response = await http.request(method, path, content=content, headers=headers)
-        except httpx.TimeoutException:
-            raise RetryableSubmissionError(
-                f"{self.service_name}: no answer within {self.timeout:g} s (timeout)"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableSubmissionError(
-                f"{self.service_name}: connection failed ({type(exc).__name__}: {exc or 'no details'})"
-            ) from None
+            raise RetryableSubmissionError(self._transport_error_message(exc)) from None
         return self._parse(response)
+
+    def _transport_error_message(self, exc: httpx.TransportError) -> str:
+        # The aiohttp transport reports refused and dropped connections as ConnectTimeout; the
+        # original aiohttp error says what really happened.
+        cause = exc.__cause__
+        timed_out = isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or (
+            cause is None and isinstance(exc, httpx.TimeoutException)
+        )
+        if timed_out:
+            return f"{self.service_name}: no answer within {self.timeout:g} s (timeout)"
+        detail = cause or exc
+        return f"{self.service_name}: connection failed ({type(detail).__name__}: {detail or 'no details'})"
 
     def _parse(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code

@@ -1,0 +1,95 @@
+"""Test data builders: events in the cache and attempts in the ledger, through the real code paths."""
+
+import itertools
+from typing import Any
+
+from event_importer.db.engine import Database
+from event_importer.db.models import SubmissionStatus
+from event_importer.events.loader import load_events
+from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+from event_importer.integrations.http import HttpClient
+from event_importer.ledger import ClaimRequest, FinalRecord, Outcome, SubmissionLedger
+
+_counter = itertools.count(1)
+SVC = "plain"
+
+
+class PlainTransformer(BaseTransformer):
+    def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
+        return {"title": self.parse(event_data).title, "source_url": event_data["source_url"]}
+
+
+class PlainClient(HttpClient):
+    """Posts the payload as is to `<url>/events` of a stand-in server."""
+
+    def __init__(self, url: str = "http://127.0.0.1:9", **kwargs: Any) -> None:
+        super().__init__(service_name=SVC, base_url=url, **kwargs)
+
+    async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
+        return await self.post_json("/events", data)
+
+
+class PlainSubmitter(BaseSubmitter):
+    """The smallest integration: the standard selectors, a pass-through transformer, a JSON POST."""
+
+    url = "http://127.0.0.1:9"
+
+    @property
+    def service_name(self) -> str:
+        return SVC
+
+    def _create_client(self) -> BaseClient:
+        return PlainClient(self.url, timeout=self.request_timeout, max_attempts=self.max_attempts)
+
+    def _create_transformer(self) -> BaseTransformer:
+        return PlainTransformer()
+
+
+def event_data(**overrides: Any) -> dict[str, Any]:
+    n = next(_counter)
+    data: dict[str, Any] = {
+        "title": f"Night {n}",
+        "venue": "Tresor",
+        "date": "2027-03-14",
+        "time": {"start": "22:00", "end": "04:00", "timezone": "Europe/Berlin"},
+        "location": {"address": "Köpenicker Str. 70", "city": "Berlin", "country": "Germany"},
+        "lineup": ["DJ One", "DJ Two"],
+        "source_url": f"https://events.example.org/e/{n}",
+    }
+    data.update(overrides)
+    return data
+
+
+def add_events(database: Database, *events: dict[str, Any]) -> list[int]:
+    """Load events through the loader and return their cache ids, in order."""
+    from sqlalchemy import select
+
+    from event_importer.db.models import EventCache
+
+    report = load_events(database, [(f"test[{i}]", e) for i, e in enumerate(events)])
+    assert not report.invalid, report.invalid
+    with database.session() as session:
+        ids = dict(session.execute(select(EventCache.source_url, EventCache.id)).all())
+    return [ids[e["source_url"]] for e in events]
+
+
+def current_hash(database: Database, event_id: int) -> str:
+    from event_importer.db.models import EventCache
+
+    with database.session() as session:
+        row = session.get(EventCache, event_id)
+        assert row is not None
+        return row.data_hash
+
+
+def attempt(database: Database, service: str, event_id: int, status: SubmissionStatus, run_id: str = "run") -> None:
+    """Record one finished attempt the way a run does: claim, then finish (or a final record for dry runs)."""
+    ledger = SubmissionLedger(database, service, run_id)
+    digest = current_hash(database, event_id)
+    if status is SubmissionStatus.DRY_RUN:
+        ledger.record([FinalRecord(event_id, digest, status)])
+        return
+    [claim] = ledger.claim([ClaimRequest(event_id, digest)])
+    assert claim is not None
+    if status is not SubmissionStatus.PENDING:
+        ledger.finish([Outcome(claim.submission_id, status, error="boom" if status == "failed" else None)])

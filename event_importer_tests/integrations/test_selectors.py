@@ -1,0 +1,97 @@
+"""The standard selectors' meaning, on SQLite and PostgreSQL: each rests on the latest real attempt
+per (event, service); dry runs never count as submitted; a retried success is no longer failed."""
+
+import pytest
+
+from event_importer.db.models import SubmissionStatus as S
+from event_importer.errors import EventImporterError, UnknownSelectorError
+from event_importer.events.loader import load_events
+from event_importer_tests.factories import SVC, PlainSubmitter, add_events, attempt, event_data
+
+
+@pytest.fixture
+def submitter():
+    return PlainSubmitter()
+
+
+def selected(submitter, database, name, **kwargs) -> list[int]:
+    with database.session() as session:
+        return [e.id for e in submitter.select(session, name, **kwargs)]
+
+
+def test_unsubmitted_ignores_dry_runs_and_other_services(submitter, database):
+    fresh, dry, sent, elsewhere = add_events(database, *(event_data() for _ in range(4)))
+    attempt(database, SVC, dry, S.DRY_RUN)
+    attempt(database, SVC, sent, S.FAILED)
+    attempt(database, "webhook", elsewhere, S.SUCCESS)
+    assert selected(submitter, database, "unsubmitted") == [fresh, dry, elsewhere]
+
+
+def test_failed_is_latest_attempt_failed_and_clears_after_a_successful_retry(submitter, database):
+    failed, retried, dry_after_fail = add_events(database, *(event_data() for _ in range(3)))
+    attempt(database, SVC, failed, S.FAILED)
+    attempt(database, SVC, retried, S.FAILED)
+    attempt(database, SVC, retried, S.SUCCESS)
+    attempt(database, SVC, dry_after_fail, S.FAILED)
+    attempt(database, SVC, dry_after_fail, S.DRY_RUN)
+    assert selected(submitter, database, "failed") == [failed, dry_after_fail]
+
+
+def test_pending_is_latest_attempt_still_pending(submitter, database):
+    pending, done = add_events(database, event_data(), event_data())
+    attempt(database, SVC, pending, S.PENDING, run_id="killed")
+    attempt(database, SVC, done, S.SUCCESS)
+    assert selected(submitter, database, "pending") == [pending]
+
+
+def test_changed_means_latest_success_was_made_from_other_data(submitter, database):
+    first, second, untouched = (event_data() for _ in range(3))
+    ids = add_events(database, first, second, untouched)
+    for event_id in ids:
+        attempt(database, SVC, event_id, S.SUCCESS)
+    assert selected(submitter, database, "changed") == []
+
+    load_events(database, [("edit", {**first, "title": "New title"}), ("edit", {**second, "venue": "Berghain"})])
+    assert selected(submitter, database, "changed") == ids[:2]
+
+    attempt(database, SVC, ids[0], S.SUCCESS)  # resubmitted with the new data
+    assert selected(submitter, database, "changed") == [ids[1]]
+    attempt(database, SVC, ids[1], S.DRY_RUN)  # a dry run does not count
+    assert selected(submitter, database, "changed") == [ids[1]]
+
+
+def test_reimport_of_identical_data_is_not_a_change(submitter, database):
+    data = event_data()
+    [event_id] = add_events(database, data)
+    attempt(database, SVC, event_id, S.SUCCESS)
+    report = load_events(database, [("again", {**data, "imported_at": "2030-01-01T00:00:00Z"})])
+    assert report.unchanged == 1
+    assert selected(submitter, database, "changed") == []
+
+
+def test_all_url_and_limit(submitter, database):
+    events = [event_data() for _ in range(5)]
+    ids = add_events(database, *events)
+    assert selected(submitter, database, "all") == ids
+    assert selected(submitter, database, "all", limit=2) == ids[:2]
+    assert selected(submitter, database, "url", url=events[3]["source_url"]) == [ids[3]]
+    with pytest.raises(EventImporterError, match="needs a url"):
+        selected(submitter, database, "url")
+
+
+def test_streaming_crosses_chunk_boundaries(submitter, database, monkeypatch):
+    monkeypatch.setattr("event_importer.integrations.base.CHUNK_SIZE", 3)
+    ids = add_events(database, *(event_data() for _ in range(8)))
+    attempt(database, SVC, ids[4], S.SUCCESS)
+    with database.session() as session:
+        refs = list(submitter.select(session, "all"))
+    assert [r.id for r in refs] == ids
+    assert [r.submitted_before for r in refs] == [i == ids[4] for i in ids]
+
+
+def test_unknown_selector_lists_the_valid_ones(submitter):
+    with pytest.raises(UnknownSelectorError) as info:
+        submitter.get_selector("bogus")
+    assert "bogus" in str(info.value)
+    for name in ("unsubmitted", "failed", "pending", "changed", "all", "url"):
+        assert name in info.value.valid

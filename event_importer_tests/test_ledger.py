@@ -1,0 +1,78 @@
+"""The ledger's claims: one pending attempt per (event, service), held by a live owner, taken over
+from a dead one with the reason recorded; attempt numbers count real attempts only."""
+
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from event_importer.db.models import Submission, SubmissionStatus
+from event_importer.ledger import ClaimRequest, FinalRecord, Outcome, SubmissionLedger, current_owner, owner_alive
+from event_importer_tests.factories import SVC, add_events, current_hash, event_data
+
+
+def rows(database, event_id):
+    with database.session() as session:
+        return list(
+            session.scalars(select(Submission).where(Submission.event_cache_id == event_id).order_by(Submission.id))
+        )
+
+
+def test_a_second_run_cannot_claim_an_event_a_live_run_holds(database):
+    [event_id] = add_events(database, event_data())
+    request = ClaimRequest(event_id, current_hash(database, event_id))
+    [first] = SubmissionLedger(database, SVC, "run-a").claim([request])
+    [second] = SubmissionLedger(database, SVC, "run-b").claim([request])
+    assert first is not None and first.attempt == 1
+    assert second is None
+    [row] = rows(database, event_id)
+    assert (row.status, row.run_id, row.claimed_by) == ("pending", "run-a", current_owner())
+
+
+def test_claims_are_per_service(database):
+    [event_id] = add_events(database, event_data())
+    request = ClaimRequest(event_id, current_hash(database, event_id))
+    assert SubmissionLedger(database, SVC, "a").claim([request])[0] is not None
+    assert SubmissionLedger(database, "other", "b").claim([request])[0] is not None
+
+
+def test_a_dead_runs_claim_is_taken_over_and_closed_with_a_reason(database):
+    [event_id] = add_events(database, event_data())
+    request = ClaimRequest(event_id, current_hash(database, event_id))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = SubmissionLedger(database, SVC, "killed-run")
+    killed.owner = f"{current_owner().rpartition(':')[0]}:{dead.stdout.strip()}"
+    assert killed.claim([request])[0] is not None
+
+    [claim] = SubmissionLedger(database, SVC, "next-run").claim([request])
+    assert claim is not None and claim.attempt == 2
+    old, new = rows(database, event_id)
+    assert old.status == "failed" and "killed-run" in old.error and "may or may not" in old.error
+    assert (new.status, new.run_id) == ("pending", "next-run")
+
+
+def test_finish_records_outcomes_and_attempts_count_real_tries_only(database):
+    [event_id] = add_events(database, event_data())
+    digest = current_hash(database, event_id)
+    ledger = SubmissionLedger(database, SVC, "r1")
+    ledger.record([FinalRecord(event_id, digest, SubmissionStatus.DRY_RUN)])
+    [claim] = ledger.claim([ClaimRequest(event_id, digest)])
+    assert claim is not None and claim.attempt == 1
+    ledger.finish([Outcome(claim.submission_id, SubmissionStatus.FAILED, http_status=503, error="HTTP 503")])
+    [retry] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest)])
+    assert retry is not None and retry.attempt == 2
+    ledger.finish([Outcome(retry.submission_id, SubmissionStatus.SUCCESS, response={"data": {"id": "7"}})])
+    statuses = [(r.status, r.attempt, r.http_status, r.finished_at is not None) for r in rows(database, event_id)]
+    assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, None, True)]
+    assert rows(database, event_id)[-1].response == {"data": {"id": "7"}}
+
+
+def test_owner_liveness():
+    assert owner_alive(current_owner(), None, stale_after=1)
+    assert not owner_alive(f"{current_owner().rpartition(':')[0]}:999999999", None, stale_after=1e9)
+    import datetime as dt
+
+    recent = dt.datetime.now(dt.UTC)
+    old = recent - dt.timedelta(hours=2)
+    assert owner_alive("elsewhere:1", recent, stale_after=3600)
+    assert not owner_alive("elsewhere:1", old, stale_after=3600)
