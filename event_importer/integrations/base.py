@@ -239,13 +239,14 @@ class BaseSubmitter(ABC):
         )
         invalid = [p for p in payloads if not p.valid]
         valid = [p for p in payloads if p.valid]
+        if not dry_run and valid:
+            client = client or self.create_client()
+            client.check_configured()
         results = self._record_final(ledger, invalid, SubmissionStatus.FAILED, progress)
         if dry_run:
             return results + self._record_final(ledger, valid, SubmissionStatus.DRY_RUN, progress)
-        if not valid:
+        if client is None:
             return results
-        client = client or self.create_client()
-        client.check_configured()
         sent = asyncio.run(send_payloads(client, ledger, valid, self.max_concurrency, progress))
         return results + sent
 

@@ -1,0 +1,123 @@
+"""Discovery: a new integration is one folder, found with no edit anywhere else; a broken one is
+reported with its error and leaves the others working."""
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import event_importer.integrations as integrations_package
+from event_importer.integrations.discovery import discover
+
+NEW_INTEGRATION = {
+    "__init__.py": '"""Echo: a test destination that posts events to a URL."""\n',
+    "submitter.py": textwrap.dedent(
+        '''
+        from typing import Any
+
+        from pydantic import Field
+        from pydantic_settings import SettingsConfigDict
+
+        from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+        from event_importer.integrations.http import HttpClient
+        from event_importer.settings import IntegrationSettings
+
+
+        class EchoSettings(IntegrationSettings):
+            model_config = SettingsConfigDict(env_prefix="ECHO_TEST_")
+            url: str | None = Field(default=None)
+
+            def missing(self) -> list[str]:
+                return [] if self.url else ["ECHO_TEST_URL"]
+
+
+        class EchoTransformer(BaseTransformer):
+            def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
+                return {"name": self.parse(event_data).title}
+
+
+        class EchoClient(HttpClient):
+            async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
+                return await self.post_json("/echo", data)
+
+
+        class EchoSubmitter(BaseSubmitter):
+            settings_class = EchoSettings
+
+            @property
+            def service_name(self) -> str:
+                return "{name}"
+
+            def _create_client(self) -> BaseClient:
+                return EchoClient(service_name=self.service_name, base_url=self.settings.url or "")
+
+            def _create_transformer(self) -> BaseTransformer:
+                return EchoTransformer()
+        '''
+    ),
+}
+
+
+@pytest.fixture
+def extra_integrations_dir(tmp_path, monkeypatch):
+    """A folder added to the integrations package's search path, as if it were inside it."""
+    folder = tmp_path / "more_integrations"
+    folder.mkdir()
+    monkeypatch.setattr(integrations_package, "__path__", [*integrations_package.__path__, str(folder)])
+    discover.cache_clear()
+    yield folder
+    discover.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("event_importer.integrations.echo_")]:
+        del sys.modules[name]
+
+
+def add_integration(folder: Path, name: str, files: dict[str, str]) -> None:
+    package = folder / name
+    package.mkdir()
+    for filename, content in files.items():
+        (package / filename).write_text(content.replace("{name}", name))
+
+
+def test_a_new_folder_is_a_new_integration(extra_integrations_dir):
+    add_integration(extra_integrations_dir, "echo_one", NEW_INTEGRATION)
+    found = discover()
+    assert "echo_one" in found.integrations
+    integration = found.get("echo_one")
+    assert integration.description == "Echo: a test destination that posts events to a URL."
+    submitter = integration.create_submitter()
+    assert set(submitter.selectors) >= {"unsubmitted", "failed", "pending", "changed", "all", "url"}
+
+    from event_importer.cli.main import build_cli
+
+    listed = CliRunner().invoke(build_cli(), ["integrations", "list", "--json"])
+    rows = {r["name"]: r for r in json.loads(listed.stdout)["integrations"]}
+    assert rows["echo_one"]["configured"] is False
+    assert rows["echo_one"]["missing"] == ["ECHO_TEST_URL"]
+
+
+def test_a_broken_integration_is_reported_and_the_others_still_load(extra_integrations_dir):
+    add_integration(extra_integrations_dir, "echo_ok", NEW_INTEGRATION)
+    add_integration(
+        extra_integrations_dir,
+        "echo_broken",
+        {**NEW_INTEGRATION, "submitter.py": "import a_module_that_does_not_exist\n"},
+    )
+    found = discover()
+    assert "echo_ok" in found.integrations
+    [failure] = [f for f in found.failures if f.name == "echo_broken"]
+    assert "ModuleNotFoundError" in failure.error and "a_module_that_does_not_exist" in failure.error
+
+    from event_importer.cli.main import build_cli
+
+    listed = CliRunner().invoke(build_cli(), ["integrations", "list"])
+    assert listed.exit_code == 0
+    assert "failed to load echo_broken" in listed.stderr
+
+
+def test_a_folder_without_a_submitter_is_reported(extra_integrations_dir):
+    add_integration(extra_integrations_dir, "echo_empty", {"__init__.py": ""})
+    [failure] = [f for f in discover().failures if f.name == "echo_empty"]
+    assert "exactly one BaseSubmitter subclass" in failure.error
