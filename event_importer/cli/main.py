@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from dotenv import load_dotenv
@@ -106,7 +107,7 @@ def integrations() -> None:
 def integrations_list(as_json: bool) -> None:
     """Each discovered integration, whether it is configured and what it still needs."""
     found = discover()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, integration in sorted(found.integrations.items()):
         try:
             missing = integration.create_submitter().missing_settings()

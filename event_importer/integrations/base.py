@@ -50,7 +50,7 @@ class BaseSelector(ABC):
     needs_url: ClassVar[bool] = False
 
     @abstractmethod
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         """The query selecting the events, so the caller can stream, order and limit it."""
 
     def select_events(self, db: Session, service_name: str, *, url: str | None = None) -> list[EventCache]:

@@ -24,7 +24,7 @@ def _latest_attempt_id(service_name: str, *conditions: Any) -> Any:
     )
 
 
-def _with_latest(service_name: str, status: SubmissionStatus) -> Select[tuple[EventCache]]:
+def _with_latest(service_name: str, status: SubmissionStatus) -> Select[EventCache]:
     return select(EventCache).join(
         Submission,
         and_(Submission.id == _latest_attempt_id(service_name, _REAL), Submission.status == status.value),
@@ -34,14 +34,14 @@ def _with_latest(service_name: str, status: SubmissionStatus) -> Select[tuple[Ev
 class AllSelector(BaseSelector):
     """Every event in the cache."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         return select(EventCache)
 
 
 class UnsubmittedSelector(BaseSelector):
     """Events never sent to this service (dry runs do not count)."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         attempted = exists().where(
             Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL
         )
@@ -51,21 +51,21 @@ class UnsubmittedSelector(BaseSelector):
 class FailedSelector(BaseSelector):
     """Events whose latest attempt failed."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         return _with_latest(service_name, SubmissionStatus.FAILED)
 
 
 class PendingSelector(BaseSelector):
     """Events whose latest attempt is still pending, e.g. left behind by a killed run."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         return _with_latest(service_name, SubmissionStatus.PENDING)
 
 
 class ChangedSelector(BaseSelector):
     """Events whose data changed since their latest successful submission."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         latest_success = _latest_attempt_id(service_name, Submission.status == SubmissionStatus.SUCCESS.value)
         return select(EventCache).join(
             Submission, and_(Submission.id == latest_success, Submission.data_hash != EventCache.data_hash)
@@ -77,7 +77,7 @@ class UrlSelector(BaseSelector):
 
     needs_url = True
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         if not url:
             raise EventImporterError("the 'url' selector needs a url")
         return select(EventCache).where(EventCache.source_url == url)

@@ -12,7 +12,7 @@ from event_importer.integrations.standard_selectors import UnsubmittedSelector
 class UpcomingUnsubmittedSelector(BaseSelector):
     """Unsubmitted events that have not happened yet (TicketFairy drafts for past shows are noise)."""
 
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[tuple[EventCache]]:
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         today = dt.date.today().isoformat()
         date = EventCache.data["date"].as_string()
         end_date = EventCache.data["end_date"].as_string()
