@@ -1,9 +1,12 @@
 """The submission ledger: the one place that writes `Submission` rows.
 
 Every attempt goes through it in two steps. `claim` inserts a `pending` row carrying the run id
-before anything is sent; the database's partial unique index allows one pending row per
-(event, service), so two runs (in any processes) racing for an event cannot both win. `finish` then
-turns the claim into `success` or `failed` as soon as the answer is known. A run killed in between
+before anything is sent; `finish` turns it into `success` or `failed` as soon as the answer is known.
+
+Two unique indexes make claims safe across processes, with no check-then-write in Python: one
+pending row per (event, service), and one real attempt per (event, service, attempt number). A run
+claims attempt N+1 of an event it saw with N attempts, so of two runs that selected the same event
+only one can claim it, even when the other finished its attempt before the slower one claims. A run killed in between
 leaves a `pending` row behind whose owner is gone: `claim` takes such stale claims over, closing the
 old row as failed with a reason, so the event is sent again (the at-least-once window is exactly the
 requests that were in flight when the run died).
@@ -64,8 +67,11 @@ def _is_zombie(pid: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
+    """Claim an event seen with `seen_attempts` real attempts: the claim is attempt `seen_attempts + 1`."""
+
     event_id: int
     data_hash: str
+    seen_attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ class FinalRecord:
 
     event_id: int
     data_hash: str
+    seen_attempts: int
     status: SubmissionStatus
     response: dict[str, Any] | None = None
     error: str | None = None
@@ -119,14 +126,13 @@ class SubmissionLedger:
         ids = [r.event_id for r in requests]
         with self.database.session() as session:
             self._release_stale(session, ids)
-            attempts = self._attempt_counts(session, ids)
             now = utcnow()
             rows = [
                 {
                     "event_cache_id": r.event_id,
                     "service_name": self.service_name,
                     "status": SubmissionStatus.PENDING.value,
-                    "attempt": attempts.get(r.event_id, 0) + 1,
+                    "attempt": r.seen_attempts + 1,
                     "data_hash": r.data_hash,
                     "run_id": self.run_id,
                     "claimed_by": self.owner,
@@ -145,15 +151,18 @@ class SubmissionLedger:
 
     def _insert_claims(self, session: Session, rows: list[dict[str, Any]]) -> Any:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        # No conflict target: a clash on either unique index means another run has the event.
         return (
             insert(Submission)
             .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=["service_name", "event_cache_id"],
-                index_where=Submission.status == SubmissionStatus.PENDING.value,
-            )
+            .on_conflict_do_nothing()
             .returning(Submission.id, Submission.event_cache_id, Submission.attempt)
         )
+
+    def attempt_counts(self, ids: list[int]) -> dict[int, int]:
+        """Real (not dry-run) attempts so far per event, for callers that did not select the events."""
+        with self.database.session() as session:
+            return self._attempt_counts(session, ids)
 
     def _attempt_counts(self, session: Session, ids: list[int]) -> dict[int, int]:
         rows = session.execute(
@@ -208,30 +217,35 @@ class SubmissionLedger:
         with self.database.session() as session:
             session.execute(update(Submission), rows)
 
-    def record(self, records: Iterable[FinalRecord]) -> list[int]:
-        """Write attempts that sent nothing (dry runs, events that could not be transformed)."""
+    def record(self, records: Iterable[FinalRecord]) -> list[int | None]:
+        """Write attempts that sent nothing (dry runs, events that could not be transformed).
+
+        A failed record is a real attempt and takes the next attempt number as a claim would;
+        None where another run took that number first.
+        """
         records = list(records)
         if not records:
             return []
         with self.database.session() as session:
-            attempts = self._attempt_counts(session, [r.event_id for r in records])
             now = utcnow()
             rows = [
-                Submission(
-                    event_cache_id=r.event_id,
-                    service_name=self.service_name,
-                    status=r.status.value,
-                    attempt=attempts.get(r.event_id, 0) + 1,
-                    data_hash=r.data_hash,
-                    run_id=self.run_id,
-                    claimed_by=self.owner,
-                    created_at=now,
-                    finished_at=now,
-                    response=r.response,
-                    error=r.error,
-                )
+                {
+                    "event_cache_id": r.event_id,
+                    "service_name": self.service_name,
+                    "status": r.status.value,
+                    "attempt": r.seen_attempts + 1,
+                    "data_hash": r.data_hash,
+                    "run_id": self.run_id,
+                    "claimed_by": self.owner,
+                    "created_at": now,
+                    "finished_at": now,
+                    "response": r.response,
+                    "error": r.error,
+                }
                 for r in records
             ]
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+            written = {
+                event_id: submission_id
+                for submission_id, event_id, _ in session.execute(self._insert_claims(session, rows))
+            }
+        return [written.get(r.event_id) for r in records]

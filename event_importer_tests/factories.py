@@ -86,10 +86,11 @@ def attempt(database: Database, service: str, event_id: int, status: SubmissionS
     """Record one finished attempt the way a run does: claim, then finish (or a final record for dry runs)."""
     ledger = SubmissionLedger(database, service, run_id)
     digest = current_hash(database, event_id)
+    seen = ledger.attempt_counts([event_id]).get(event_id, 0)
     if status is SubmissionStatus.DRY_RUN:
-        ledger.record([FinalRecord(event_id, digest, status)])
+        ledger.record([FinalRecord(event_id, digest, seen, status)])
         return
-    [claim] = ledger.claim([ClaimRequest(event_id, digest)])
+    [claim] = ledger.claim([ClaimRequest(event_id, digest, seen)])
     assert claim is not None
     if status is not SubmissionStatus.PENDING:
         ledger.finish([Outcome(claim.submission_id, status, error="boom" if status == "failed" else None)])

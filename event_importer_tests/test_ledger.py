@@ -20,7 +20,7 @@ def rows(database, event_id):
 
 def test_a_second_run_cannot_claim_an_event_a_live_run_holds(database):
     [event_id] = add_events(database, event_data())
-    request = ClaimRequest(event_id, current_hash(database, event_id))
+    request = ClaimRequest(event_id, current_hash(database, event_id), 0)
     [first] = SubmissionLedger(database, SVC, "run-a").claim([request])
     [second] = SubmissionLedger(database, SVC, "run-b").claim([request])
     assert first is not None and first.attempt == 1
@@ -31,20 +31,20 @@ def test_a_second_run_cannot_claim_an_event_a_live_run_holds(database):
 
 def test_claims_are_per_service(database):
     [event_id] = add_events(database, event_data())
-    request = ClaimRequest(event_id, current_hash(database, event_id))
+    request = ClaimRequest(event_id, current_hash(database, event_id), 0)
     assert SubmissionLedger(database, SVC, "a").claim([request])[0] is not None
     assert SubmissionLedger(database, "other", "b").claim([request])[0] is not None
 
 
 def test_a_dead_runs_claim_is_taken_over_and_closed_with_a_reason(database):
     [event_id] = add_events(database, event_data())
-    request = ClaimRequest(event_id, current_hash(database, event_id))
+    request = ClaimRequest(event_id, current_hash(database, event_id), 0)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     killed = SubmissionLedger(database, SVC, "killed-run")
     killed.owner = f"{current_owner().rpartition(':')[0]}:{dead.stdout.strip()}"
     assert killed.claim([request])[0] is not None
 
-    [claim] = SubmissionLedger(database, SVC, "next-run").claim([request])
+    [claim] = SubmissionLedger(database, SVC, "next-run").claim([ClaimRequest(event_id, request.data_hash, 1)])
     assert claim is not None and claim.attempt == 2
     old, new = rows(database, event_id)
     assert old.status == "failed" and "killed-run" in old.error and "may or may not" in old.error
@@ -55,11 +55,13 @@ def test_finish_records_outcomes_and_attempts_count_real_tries_only(database):
     [event_id] = add_events(database, event_data())
     digest = current_hash(database, event_id)
     ledger = SubmissionLedger(database, SVC, "r1")
-    ledger.record([FinalRecord(event_id, digest, SubmissionStatus.DRY_RUN)])
-    [claim] = ledger.claim([ClaimRequest(event_id, digest)])
+    ledger.record([FinalRecord(event_id, digest, 0, SubmissionStatus.DRY_RUN)])
+    [claim] = ledger.claim([ClaimRequest(event_id, digest, 0)])
     assert claim is not None and claim.attempt == 1
     ledger.finish([Outcome(claim.submission_id, SubmissionStatus.FAILED, http_status=503, error="HTTP 503")])
-    [retry] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest)])
+    [stale] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 0)])
+    assert stale is None  # attempt 1 is taken: a run that saw no attempts is too late
+    [retry] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 1)])
     assert retry is not None and retry.attempt == 2
     ledger.finish([Outcome(retry.submission_id, SubmissionStatus.SUCCESS, response={"data": {"id": "7"}})])
     statuses = [(r.status, r.attempt, r.http_status, r.finished_at is not None) for r in rows(database, event_id)]

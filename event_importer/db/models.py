@@ -21,7 +21,8 @@ def utcnow() -> dt.datetime:
 class Base(DeclarativeBase):
     type_annotation_map = {
         dt.datetime: DateTime(timezone=True),
-        dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
+        # SQL NULL, not a JSON `null`, for "no response".
+        dict[str, Any]: JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
     }
 
 
@@ -60,6 +61,16 @@ class Submission(Base):
         # Serves "latest attempt per (event, service)", which every standard selector asks.
         Index("ix_submissions_service_event", "service_name", "event_cache_id", "id"),
         Index("ix_submissions_run", "run_id"),
+        # With the index below, these are the claims: see event_importer.ledger.
+        Index(
+            "uq_submissions_attempt",
+            "service_name",
+            "event_cache_id",
+            "attempt",
+            unique=True,
+            sqlite_where=text("status != 'dry_run'"),
+            postgresql_where=text("status != 'dry_run'"),
+        ),
         Index(
             "uq_submissions_one_pending",
             "service_name",

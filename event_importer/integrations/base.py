@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
@@ -178,28 +178,31 @@ class BaseSubmitter(ABC):
     def select(
         self, session: Session, selector: str, *, url: str | None = None, limit: int | None = None
     ) -> Iterator[EventRef]:
-        """Stream the selected events in id order, a chunk of rows at a time."""
-        statement = self.get_selector(selector).statement(self.service_name, url=url).order_by(EventCache.id)
+        """Stream the selected events in id order, a chunk of rows at a time.
+
+        Each event's attempt count comes from the same statement, hence the same snapshot, as the
+        decision to select it: the claim for attempt `attempts + 1` then fails if any other run
+        attempted the event since, so a stale selection can never send an event twice.
+        """
+        real = (
+            Submission.event_cache_id == EventCache.id,
+            Submission.service_name == self.service_name,
+            Submission.status != SubmissionStatus.DRY_RUN.value,
+        )
+        attempts = select(func.count()).where(*real).correlate(EventCache).scalar_subquery()
+        accepted = exists().where(*real, Submission.status == SubmissionStatus.SUCCESS.value).correlate(EventCache)
+        statement = (
+            self.get_selector(selector)
+            .statement(self.service_name, url=url)
+            .add_columns(attempts.label("attempts"), accepted.label("accepted"))
+            .order_by(EventCache.id)
+        )
         if limit is not None:
             statement = statement.limit(limit)
-        rows = session.execute(statement.execution_options(yield_per=CHUNK_SIZE)).scalars()
+        rows = session.execute(statement.execution_options(yield_per=CHUNK_SIZE))
         for partition in rows.partitions():
-            accepted_before = self._accepted_before(session, [row.id for row in partition])
-            for row in partition:
-                yield EventRef(row.id, row.source_url, row.data, row.data_hash, row.id in accepted_before)
-
-    def _accepted_before(self, session: Session, ids: list[int]) -> set[int]:
-        return set(
-            session.scalars(
-                select(Submission.event_cache_id)
-                .where(
-                    Submission.service_name == self.service_name,
-                    Submission.event_cache_id.in_(ids),
-                    Submission.status == SubmissionStatus.SUCCESS.value,
-                )
-                .distinct()
-            )
-        )
+            for row, attempt_count, was_accepted in partition:
+                yield EventRef(row.id, row.source_url, row.data, row.data_hash, bool(was_accepted), attempt_count)
 
     def transform(self, events: Iterable[EventRef]) -> list[Payload]:
         """One payload per event; an event that cannot be transformed carries its reason instead."""
@@ -264,6 +267,7 @@ class BaseSubmitter(ABC):
                 FinalRecord(
                     p.event.id,
                     p.event.data_hash,
+                    p.event.attempts,
                     status,
                     response={"payload": p.body} if p.body is not None else None,
                     error=p.error,
@@ -275,9 +279,10 @@ class BaseSubmitter(ABC):
                     payload.event.id,
                     payload.event.source_url,
                     payload.event.title,
-                    outcome,
+                    outcome if submission_id is not None else Outcome.SKIPPED,
+                    attempt=payload.event.attempts + 1,
                     submission_id=submission_id,
-                    error=payload.error,
+                    error=payload.error if submission_id is not None else "another run recorded this event first",
                 )
                 results.append(result)
                 if progress:

@@ -20,6 +20,8 @@ class EventRef:
     data_hash: str
     # Whether the service has accepted this event before (some destinations send "updated" then).
     submitted_before: bool = False
+    # Real attempts recorded when it was selected: this run's claim is attempt number `attempts + 1`.
+    attempts: int = 0
 
     @property
     def title(self) -> str:

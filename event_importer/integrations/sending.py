@@ -4,6 +4,10 @@ Claims are taken a chunk at a time, one transaction each, ahead of the requests;
 written by one writer task that commits whatever has arrived since its last commit (group commit),
 so at low rates each outcome is written the moment it is known and at high rates the database sees
 one transaction per batch rather than one per event.
+
+A concurrency slot is held until the outcome is committed, not just until the answer arrives, so
+at any moment at most `concurrency` events have been sent without a recorded outcome: that is all
+a crash can leave to be sent again.
 """
 
 import asyncio
@@ -23,11 +27,12 @@ class _OutcomeWriter:
 
     def __init__(self, ledger: SubmissionLedger) -> None:
         self.ledger = ledger
-        self.queue: asyncio.Queue[LedgerOutcome | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[LedgerOutcome, asyncio.Future[None]] | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        finished = False
+        while not finished:
             item = await self.queue.get()
             batch = [] if item is _DONE else [item]
             finished = item is _DONE
@@ -37,16 +42,25 @@ class _OutcomeWriter:
                     finished = True
                 else:
                     batch.append(queued)
-            if batch:
-                await asyncio.to_thread(self.ledger.finish, batch)
-            if finished:
-                return
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(self.ledger.finish, [outcome for outcome, _ in batch])
+            except BaseException as exc:
+                for _, written in batch:
+                    written.set_exception(exc)
+                raise
+            for _, written in batch:
+                written.set_result(None)
 
-    def put(self, outcome: LedgerOutcome) -> None:
+    async def write(self, outcome: LedgerOutcome) -> None:
+        """Queue the outcome and wait until it is committed."""
         if self.task.done():
             # The writer died (database gone): surface its error instead of queueing into the void.
             self.task.result()
-        self.queue.put_nowait(outcome)
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((outcome, written))
+        await written
 
     async def close(self) -> None:
         self.queue.put_nowait(_DONE)
@@ -73,7 +87,7 @@ async def send_payloads(
     async def send_one(payload: Payload, claim: Claim) -> None:
         try:
             outcome = await _attempt(client, payload, claim)
-            writer.put(outcome)
+            await writer.write(outcome)
             done(_result(payload, claim, outcome))
         finally:
             slots.release()
@@ -83,7 +97,7 @@ async def send_payloads(
         async with client:
             for chunk in chunked(payloads, CHUNK_SIZE):
                 claims = await asyncio.to_thread(
-                    ledger.claim, [ClaimRequest(p.event.id, p.event.data_hash) for p in chunk]
+                    ledger.claim, [ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts) for p in chunk]
                 )
                 for payload, claim in zip(chunk, claims, strict=True):
                     if claim is None:
@@ -132,5 +146,5 @@ def _skipped(payload: Payload) -> SubmissionResult:
         payload.event.source_url,
         payload.event.title,
         Outcome.SKIPPED,
-        error="claimed by another run that is still working on it",
+        error="another run claimed this event after it was selected",
     )
