@@ -1,0 +1,29 @@
+"""Wires the webhook's transformer and client to the standard selectors."""
+
+from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+from event_importer.integrations.webhook.client import SERVICE_NAME, WebhookClient
+from event_importer.integrations.webhook.settings import WebhookSettings
+from event_importer.integrations.webhook.transformer import WebhookTransformer
+
+
+class WebhookSubmitter(BaseSubmitter):
+    settings_class = WebhookSettings
+    settings: WebhookSettings
+
+    @property
+    def service_name(self) -> str:
+        return SERVICE_NAME
+
+    def _create_client(self) -> BaseClient:
+        secret = self.settings.secret.get_secret_value() if self.settings.secret else None
+        return WebhookClient(
+            url=self.settings.url,
+            secret=secret,
+            timeout=self.request_timeout,
+            max_attempts=self.max_attempts,
+            rate_limit=self.settings.rate_limit,
+            max_connections=self.max_concurrency,
+        )
+
+    def _create_transformer(self) -> BaseTransformer:
+        return WebhookTransformer()

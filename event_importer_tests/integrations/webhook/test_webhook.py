@@ -1,0 +1,282 @@
+"""The webhook integration end to end against a real receiver on 127.0.0.1 that keeps each request's
+exact bytes, because the signature is over those bytes: the body's shape, `created` then `updated`
+through the `changed` selector, signatures that verify with the secret and fail when anything is off,
+idempotency keys per version, any 2xx as success, and a clear failure for the rest."""
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+import pytest
+from sqlalchemy import select
+
+from event_importer.db.models import EventCache, Submission
+from event_importer.errors import ConfigurationError
+from event_importer.integrations.discovery import discover
+from event_importer.integrations.records import Outcome
+from event_importer.integrations.webhook import verify_signature
+from event_importer.integrations.webhook.client import signature_header
+from event_importer.integrations.webhook.submitter import WebhookSubmitter
+from event_importer_tests.factories import add_events, current_hash, event_data
+
+# A distinctive value, so a search for it in rows, messages and reprs cannot match by accident.
+SECRET = "whsec-test-5b2f0e9d41c7"
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 204
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Receiver:
+    """A webhook receiver: records every request and answers with the queued replies (default: 204)."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    reply = receiver.replies.popleft() if receiver.replies else Reply()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/hooks/events"
+        # A short poll interval: shutdown() waits for it, and the default is half a second.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def reply(self, *replies: Reply) -> None:
+        with self._lock:
+            self.replies.extend(replies)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def receiver(monkeypatch) -> Iterator[Receiver]:
+    with Receiver() as server:
+        monkeypatch.setenv("WEBHOOK_URL", server.url)
+        monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+        yield server
+
+
+def submit(database, selector="unsubmitted"):
+    return WebhookSubmitter().submit_events(database, selector)
+
+
+def stored_data(database, event_id):
+    """The event as the cache holds it: normalised `EventData` JSON."""
+    with database.session() as session:
+        return session.get(EventCache, event_id).data
+
+
+def rows(database):
+    with database.session() as session:
+        return [
+            (r.event_cache_id, r.status, r.http_status, r.error, r.response)
+            for r in session.scalars(select(Submission).order_by(Submission.id))
+        ]
+
+
+def test_each_event_is_posted_as_signed_json(receiver, database):
+    events = [event_data(), event_data(cost="12 EUR")]
+    ids = add_events(database, *events)
+
+    report = submit(database)
+
+    assert report.counts["submitted"] == 2 and report.ok
+    by_url = {r.json["data"]["source_url"]: r for r in receiver.received}
+    for event, event_id in zip(events, ids, strict=True):
+        request = by_url[event["source_url"]]
+        assert request.path == "/hooks/events"
+        assert request.headers["content-type"] == "application/json; charset=utf-8"
+        assert request.json == {
+            "event": "created",
+            "id": hashlib.sha1(event["source_url"].encode()).hexdigest(),
+            "data": stored_data(database, event_id),
+            "data_hash": current_hash(database, event_id),
+        }
+        assert verify_signature(SECRET, request.body, request.headers["webhook-signature"])
+        assert len(request.headers["idempotency-key"]) == 64
+    assert SECRET not in repr(rows(database))
+
+
+def test_a_changed_event_is_sent_again_as_updated_with_a_new_idempotency_key(receiver, database):
+    original = event_data()
+    add_events(database, original)
+    submit(database)
+    add_events(database, {**original, "title": "Moved to the big room"})
+
+    report = submit(database, "changed")
+
+    assert report.selected == 1 and report.counts["submitted"] == 1
+    first, second = receiver.received
+    assert (first.json["event"], second.json["event"]) == ("created", "updated")
+    assert first.json["id"] == second.json["id"]
+    assert second.json["data"]["title"] == "Moved to the big room"
+    assert first.json["data_hash"] != second.json["data_hash"]
+    assert first.headers["idempotency-key"] != second.headers["idempotency-key"]
+    assert submit(database, "changed").selected == 0 and len(receiver.received) == 2
+
+
+def test_the_idempotency_key_is_the_same_for_every_delivery_of_one_version(receiver, sqlite_database):
+    add_events(sqlite_database, event_data(), event_data())
+    submit(sqlite_database)
+    submit(sqlite_database, "all")  # the same versions once more, e.g. a replay after an outage
+
+    keys: dict[str, list[str]] = {}
+    for request in receiver.received:
+        keys.setdefault(request.json["id"], []).append(request.headers["idempotency-key"])
+    assert all(len(set(sent)) == 1 and len(sent) == 2 for sent in keys.values())
+    assert len({sent[0] for sent in keys.values()}) == 2  # different events, different keys
+    # A resend of a version the receiver already accepted says so.
+    assert [r.json["event"] for r in receiver.received] == ["created", "created", "updated", "updated"]
+
+
+def test_the_signature_fails_with_a_wrong_secret_a_changed_body_or_an_old_timestamp(receiver, sqlite_database):
+    add_events(sqlite_database, event_data())
+    submit(sqlite_database)
+    [request] = receiver.received
+    header = request.headers["webhook-signature"]
+    t = int(header.split(",")[0].removeprefix("t="))
+    assert abs(t - time.time()) < 60
+
+    assert verify_signature(SECRET, request.body, header)
+    assert verify_signature(SECRET.encode(), request.body.decode(), header, now=t + 300)
+    assert not verify_signature("another-secret", request.body, header)
+    assert not verify_signature(SECRET, request.body.replace(b'"created"', b'"updated"'), header)
+    assert not verify_signature(SECRET, request.body + b" ", header)
+    assert not verify_signature(SECRET, request.body, header, now=t + 301)  # a replay, too late
+    assert not verify_signature(SECRET, request.body, header, now=t - 301)
+    assert not verify_signature(SECRET, request.body, header.replace(f"t={t}", f"t={t + 1}"), now=t)
+    for malformed in ("", None, f"t={t}", "v1=abc", f"t=soon,v1={header.split('v1=')[1]}"):
+        assert not verify_signature(SECRET, request.body, malformed)
+    # Several v1 entries (a secret being rotated): any one that matches will do.
+    rotated = f"{signature_header('old-secret', request.body, timestamp=t)},v1={header.split('v1=')[1]}"
+    assert verify_signature(SECRET, request.body, rotated, now=t)
+
+
+def test_any_2xx_is_success_with_the_status_recorded(receiver, sqlite_database):
+    ids = add_events(sqlite_database, event_data(), event_data(), event_data())
+    receiver.reply(
+        Reply(204),
+        Reply(200, b"ok", "text/plain"),
+        Reply(202, b'{"queued": true}'),
+    )
+    submitter = WebhookSubmitter()
+    submitter.settings.max_concurrency = 1  # one at a time, so the replies meet the events in order
+
+    report = submitter.submit_events(sqlite_database, "unsubmitted")
+
+    assert report.counts["submitted"] == 3
+    responses = {event_id: response for event_id, status, _, _, response in rows(sqlite_database)}
+    assert [responses[i] for i in ids] == [
+        {"status": 204},
+        {"status": 200, "text": "ok"},
+        {"status": 202, "body": {"queued": True}},
+    ]
+
+
+def test_a_4xx_is_recorded_as_failed_with_status_and_message_and_retried_by_the_failed_selector(
+    receiver, database
+):
+    [event_id] = add_events(database, event_data())
+    receiver.reply(Reply(422, b'{"error": "unknown venue"}'))
+
+    [result] = submit(database).results
+
+    assert result.outcome is Outcome.FAILED and result.http_status == 422
+    assert result.error == "HTTP 422 from webhook: unknown venue"
+    assert rows(database)[0][:4] == (event_id, "failed", 422, "HTTP 422 from webhook: unknown venue")
+    assert len(receiver.received) == 1  # a 4xx is final: no retry within the run
+
+    retry = submit(database, "failed")
+    assert retry.counts["submitted"] == 1
+    first, second = receiver.received
+    # Never accepted, so still `created`, and the same version: the same idempotency key.
+    assert second.json["event"] == "created"
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
+    shown = repr(rows(database)) + repr(WebhookSubmitter().settings) + repr(WebhookSubmitter().create_client())
+    assert SECRET not in shown
+
+
+def test_each_retry_is_signed_afresh(receiver, sqlite_database):
+    add_events(sqlite_database, event_data())
+    receiver.reply(Reply(503, b'{"error": "busy"}', headers=(("Retry-After", "1"),)))
+
+    assert submit(sqlite_database).counts["submitted"] == 1
+
+    first, second = receiver.received
+    assert first.body == second.body
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
+    t1, t2 = (int(r.headers["webhook-signature"].split(",")[0][2:]) for r in (first, second))
+    assert t2 > t1
+    assert all(verify_signature(SECRET, r.body, r.headers["webhook-signature"]) for r in (first, second))
+
+
+def test_missing_settings_are_a_configuration_error_before_any_request(sqlite_database, monkeypatch):
+    add_events(sqlite_database, event_data())
+    with Receiver() as receiver:
+        assert WebhookSubmitter().missing_settings() == ["WEBHOOK_URL", "WEBHOOK_SECRET"]
+        with pytest.raises(ConfigurationError, match="^WEBHOOK_URL and WEBHOOK_SECRET not set"):
+            submit(sqlite_database)
+
+        monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+        assert WebhookSubmitter().missing_settings() == ["WEBHOOK_SECRET"]
+        with pytest.raises(ConfigurationError, match="^WEBHOOK_SECRET not set"):
+            submit(sqlite_database)
+
+        assert receiver.received == [] and rows(sqlite_database) == []
+
+    monkeypatch.setenv("WEBHOOK_URL", "hooks.example.org/events")
+    with pytest.raises(ConfigurationError, match="^invalid setting: WEBHOOK_URL: must be an absolute http"):
+        WebhookSubmitter()
+
+
+def test_discovered_with_its_description():
+    integration = discover().get("webhook")
+    assert integration.submitter_class is WebhookSubmitter
+    assert integration.description.startswith("Webhook: ")
