@@ -1,0 +1,41 @@
+"""The CalDAV integration's settings (prefix `CALDAV_`): the calendar collection and its credentials."""
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from event_importer.events.model import _check_http_url
+from event_importer.settings import ENV_FILE, IntegrationSettings
+
+
+class CalDavSettings(IntegrationSettings):
+    model_config = SettingsConfigDict(env_prefix="CALDAV_", env_file=ENV_FILE, extra="ignore", validate_default=True)
+
+    url: str | None = Field(
+        default=None,
+        description="URL of the calendar collection (e.g. https://dav.example.org/alice/events/); required.",
+    )
+    username: str | None = Field(default=None, description="User name for HTTP basic auth; required.")
+    password: SecretStr | None = Field(default=None, description="Password (or app password); required.")
+    # Each event is PUT to the same resource every time, so a resend overwrites rather than duplicates.
+    idempotent_writes: bool = Field(
+        default=True, description="Whether the destination deduplicates resubmissions itself."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        checked = _check_http_url(value)
+        # Credentials in the URL would be stored with every answer's href and shown in messages.
+        if checked and urlsplit(checked).password is not None:
+            raise ValueError("must not contain a password: set CALDAV_USERNAME and CALDAV_PASSWORD instead")
+        return checked
+
+    def missing(self) -> list[str]:
+        values = {
+            "CALDAV_URL": self.url,
+            "CALDAV_USERNAME": self.username,
+            "CALDAV_PASSWORD": self.password.get_secret_value() if self.password else None,
+        }
+        return [name for name, value in values.items() if not value]

@@ -1,0 +1,57 @@
+"""Wires the CalDAV transformer and client to the standard selectors.
+
+`icalendar` comes with the `caldav` extra (`pip install 'event-importer[caldav]'`). Without it the
+integration is still discovered, and `integrations list` says what it needs, instead of failing to
+load and disappearing from the CLI, the API and Dagster.
+"""
+
+import importlib.util
+from collections.abc import Iterable
+
+from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+from event_importer.integrations.caldav.client import SERVICE_NAME, CalDavClient
+from event_importer.integrations.caldav.settings import CalDavSettings
+from event_importer.integrations.records import EventRef, Payload
+
+INSTALL_HINT = "the icalendar library (pip install 'event-importer[caldav]')"
+
+
+def icalendar_installed() -> bool:
+    return importlib.util.find_spec("icalendar") is not None
+
+
+class CalDavSubmitter(BaseSubmitter):
+    settings_class = CalDavSettings
+    settings: CalDavSettings
+
+    @property
+    def service_name(self) -> str:
+        return SERVICE_NAME
+
+    def _create_client(self) -> BaseClient:
+        password = self.settings.password.get_secret_value() if self.settings.password else None
+        return CalDavClient(
+            url=self.settings.url,
+            username=self.settings.username,
+            password=password,
+            timeout=self.request_timeout,
+            max_attempts=self.max_attempts,
+            rate_limit=self.settings.rate_limit,
+            max_connections=self.max_concurrency,
+        )
+
+    def _create_transformer(self) -> BaseTransformer:
+        # Imported here so that the integration loads without icalendar (see the module docstring).
+        from event_importer.integrations.caldav.transformer import CalDavTransformer
+
+        return CalDavTransformer()
+
+    def missing_settings(self) -> list[str]:
+        return super().missing_settings() + ([] if icalendar_installed() else [INSTALL_HINT])
+
+    def transform(self, events: Iterable[EventRef]) -> list[Payload]:
+        # Checked once for the run: otherwise each event would be recorded as failed for it.
+        if not icalendar_installed():
+            raise ConfigurationError(f"the caldav integration needs {INSTALL_HINT}")
+        return super().transform(events)

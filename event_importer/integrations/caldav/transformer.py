@@ -1,0 +1,164 @@
+"""Builds one iCalendar VEVENT per event with `icalendar`, wrapped in a VCALENDAR ready to PUT.
+
+Calendars show local times, so a timed event gets DTSTART/DTEND in its own zone (a TZID, from the
+event or resolved from its location by `resolve_event_timezone`, plus the VTIMEZONE that RFC 5545
+requires next to it); when no zone can be found the times are floating, i.e. the same local time
+wherever the calendar is read, which is honest about what is known. An end at or before the start
+is on the next day (a club night from 22:00 to 04:00). An event without a start time is all-day,
+its DTEND the day after its last day (exclusive, as RFC 5545 has it).
+
+The UID is derived from the source URL alone, so every version of an event is the same calendar
+entry. DESCRIPTION is plain text: calendar apps show markup as it is, so HTML from the source is
+reduced to its text.
+"""
+
+import datetime as dt
+import hashlib
+import re
+from html.parser import HTMLParser
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from event_importer.errors import TransformError
+from event_importer.events.model import EventData
+from event_importer.integrations.base import BaseTransformer
+from event_importer.timezones import resolve_event_timezone
+
+UID_DOMAIN = "event-importer"
+PRODID = "-//event-importer//CalDAV integration//EN"
+
+_ONE_DAY = dt.timedelta(days=1)
+_LOOKS_LIKE_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z][a-zA-Z0-9]*|!--)[^<>]*>")
+_BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def event_uid(source_url: str) -> str:
+    """The event's stable UID: `<sha1 of the source URL>@event-importer`."""
+    return f"{hashlib.sha1(source_url.encode()).hexdigest()}@{UID_DOMAIN}"
+
+
+class CalDavTransformer(BaseTransformer):
+    def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
+        """`{"uid": ..., "ics": <VCALENDAR text>}` for one event.
+
+        Raises:
+            TransformError: the event has no title or no date, without which there is no entry.
+        """
+        event = self.parse(event_data)
+        if not event.title:
+            raise TransformError("no title: a calendar entry needs one for its SUMMARY")
+        if event.date is None:
+            raise TransformError("no date: a calendar entry needs one for its DTSTART")
+        uid = event_uid(event.source_url)
+        start, end = event_span(event)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+        vevent = icalendar.Event()
+        vevent.add("uid", uid)
+        vevent.add("dtstamp", now)
+        vevent.add("last-modified", now)
+        vevent.add("summary", event.title)
+        vevent.add("dtstart", start)
+        if end is not None:
+            vevent.add("dtend", end)
+        if location := location_text(event):
+            vevent.add("location", location)
+        if event.location and event.location.coordinates:
+            vevent.add("geo", (event.location.coordinates.lat, event.location.coordinates.lng))
+        if description := description_text(event):
+            vevent.add("description", description)
+        vevent.add("url", event.source_url)
+        if event.genres:
+            vevent.add("categories", event.genres)
+
+        calendar = icalendar.Calendar()
+        calendar.add("prodid", PRODID)
+        calendar.add("version", "2.0")
+        calendar.add_component(vevent)
+        last = end or start
+        # VTIMEZONE rules for the years around the event only: the default span (1970-2038) makes
+        # every entry kilobytes longer and stops short of later events.
+        calendar.add_missing_timezones(
+            first_date=dt.date(start.year - 1, 1, 1), last_date=dt.date(last.year + 2, 1, 1)
+        )
+        return {"uid": uid, "ics": calendar.to_ical().decode()}
+
+
+def event_span(event: EventData) -> tuple[dt.date | dt.datetime, dt.date | dt.datetime | None]:
+    """DTSTART and DTEND (None: no end known) of a dated event."""
+    assert event.date is not None
+    time = event.time
+    if time is None or time.start is None:
+        return event.date, (event.end_date or event.date) + _ONE_DAY
+    zone = resolve_event_timezone(event)
+    tzinfo = ZoneInfo(zone) if zone else None
+    start = dt.datetime.combine(event.date, time.start, tzinfo=tzinfo)
+    if time.end is None:
+        return start, None
+    end = dt.datetime.combine(event.end_date or event.date, time.end, tzinfo=tzinfo)
+    if end <= start:
+        end += _ONE_DAY
+    return start, end
+
+
+def location_text(event: EventData) -> str:
+    """Venue and address in one line, each part once: "Tresor, Köpenicker Str. 70, Berlin, Germany"."""
+    place = event.location
+    candidates = [event.venue] + ([place.address, place.city, place.state, place.country] if place else [])
+    parts: list[str] = []
+    for candidate in candidates:
+        if not candidate:
+            continue
+        # Whole words only: "Berlin" is already in "10179 Berlin", but "DE" is not in "Dresden".
+        pattern = re.compile(rf"(?<!\w){re.escape(candidate)}(?!\w)", re.IGNORECASE)
+        if not any(pattern.search(part) for part in parts):
+            parts.append(candidate)
+    return ", ".join(parts)
+
+
+def description_text(event: EventData) -> str:
+    """The description, then lineup, cost, age and tickets, as plain text."""
+    lines: list[str] = []
+    if text := event.long_description or event.short_description:
+        lines += [plain_text(text), ""]
+    if event.lineup:
+        lines.append(f"Lineup: {', '.join(event.lineup)}")
+    if event.promoters:
+        lines.append(f"Promoters: {', '.join(event.promoters)}")
+    if event.cost:
+        lines.append(f"Cost: {event.cost}")
+    if event.minimum_age is not None:
+        lines.append(f"Minimum age: {event.minimum_age}")
+    if event.ticket_url:
+        lines.append(f"Tickets: {event.ticket_url}")
+    return "\n".join(lines).strip()
+
+
+def plain_text(text: str) -> str:
+    """`text` without HTML markup; text that has no tags is returned as it is ("1 < 2" stays)."""
+    if not _LOOKS_LIKE_HTML.search(text):
+        return text.strip()
+    parser = _TextExtractor()
+    parser.feed(text)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)

@@ -1,0 +1,294 @@
+"""The CalDAV integration against a real Radicale server: what `submit_events` stores is read back
+with a CalDAV client (the `caldav` library) and checked field by field, a changed event updates its
+one calendar entry in place instead of adding a second, and bad settings or credentials fail clearly
+without ever showing the password."""
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import caldav
+import httpx
+import pytest
+from sqlalchemy import select
+
+from event_importer.db.models import Submission
+from event_importer.errors import (
+    ConfigurationError,
+    RejectedSubmissionError,
+    TransformError,
+)
+from event_importer.events.model import EventData
+from event_importer.integrations.caldav.client import CalDavClient
+from event_importer.integrations.caldav.submitter import INSTALL_HINT, CalDavSubmitter
+from event_importer.integrations.caldav.transformer import (
+    CalDavTransformer,
+    event_span,
+    event_uid,
+    location_text,
+    plain_text,
+)
+from event_importer.integrations.discovery import discover
+from event_importer.integrations.records import Outcome
+from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.integrations.caldav.radicale_server import (
+    PASSWORD,
+    USERNAME,
+    RadicaleServer,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory) -> Iterator[RadicaleServer]:
+    """One Radicale server per module; each test gets its own calendar in it."""
+    with RadicaleServer(tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+@pytest.fixture
+def calendar_url(radicale, monkeypatch):
+    """A fresh calendar collection, and the CALDAV_* settings pointing at it."""
+    url = radicale.new_calendar()
+    monkeypatch.setenv("CALDAV_URL", url)
+    monkeypatch.setenv("CALDAV_USERNAME", USERNAME)
+    monkeypatch.setenv("CALDAV_PASSWORD", PASSWORD)
+    return url
+
+
+def read_back(url):
+    """Every entry of the calendar, as a CalDAV client sees it: {UID: (href, VEVENT)}."""
+    with caldav.DAVClient(url=url, username=USERNAME, password=PASSWORD) as client:
+        objects = client.calendar(url=url).get_events()
+    entries = {str(o.icalendar_component["UID"]): (str(o.url), o.icalendar_component) for o in objects}
+    assert len(entries) == len(objects), "two resources share a UID"
+    return entries
+
+
+def rows(database):
+    with database.session() as session:
+        return [
+            (r.event_cache_id, r.status, r.http_status, r.error, r.response)
+            for r in session.scalars(select(Submission).order_by(Submission.id))
+        ]
+
+
+def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_database):
+    club_night = event_data(
+        title="Club night",
+        long_description="<p>All night <b>long</b> &amp; loud</p>",
+        cost="15 EUR",
+        ticket_url="https://tickets.example.org/1",
+    )
+    festival = event_data(title="Open air", time=None, date="2027-06-01", end_date="2027-06-03")
+    brunch = event_data(
+        title="Jazz brunch",
+        venue="Blue Note",
+        time={"start": "11:00", "end": "14:00"},  # no timezone: resolved from the coordinates
+        location={"city": "New York", "country": "US", "coordinates": {"lat": 40.7306, "lng": -74.0005}},
+    )
+    untitled = event_data(title=None)
+    add_events(sqlite_database, club_night, festival, brunch, untitled)
+
+    report = CalDavSubmitter().submit_events(sqlite_database, "unsubmitted")
+
+    assert report.counts["submitted"] == 3 and report.counts["invalid"] == 1
+    [failed] = [r for r in report.results if r.outcome is Outcome.FAILED]
+    assert failed.source_url == untitled["source_url"]
+    assert failed.error == "no title: a calendar entry needs one for its SUMMARY"
+
+    entries = read_back(calendar_url)
+    assert set(entries) == {event_uid(e["source_url"]) for e in (club_night, festival, brunch)}
+
+    href, night = entries[event_uid(club_night["source_url"])]
+    assert str(night["UID"]).endswith("@event-importer") and len(str(night["UID"]).split("@")[0]) == 40
+    assert str(night["SUMMARY"]) == "Club night"
+    assert night["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert night.start == dt.datetime(2027, 3, 14, 22, 0, tzinfo=BERLIN)
+    # 22:00 to 04:00 ends the next morning.
+    assert night.end == dt.datetime(2027, 3, 15, 4, 0, tzinfo=BERLIN)
+    assert str(night["LOCATION"]) == "Tresor, Köpenicker Str. 70, Berlin, Germany"
+    assert str(night["URL"]) == club_night["source_url"]
+    description = str(night["DESCRIPTION"])
+    assert description.startswith("All night long & loud\n")
+    assert "Lineup: DJ One, DJ Two" in description and "Cost: 15 EUR" in description
+    assert "Tickets: https://tickets.example.org/1" in description
+    assert "DTSTAMP" in night and "LAST-MODIFIED" in night
+
+    _, open_air = entries[event_uid(festival["source_url"])]
+    assert open_air.start == dt.date(2027, 6, 1) and open_air.end == dt.date(2027, 6, 4)  # DTEND is exclusive
+    assert "TZID" not in open_air["DTSTART"].params
+
+    _, jazz = entries[event_uid(brunch["source_url"])]
+    assert jazz["DTSTART"].params["TZID"] == "America/New_York"
+    assert jazz.start == dt.datetime(2027, 3, 14, 11, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert str(jazz["LOCATION"]) == "Blue Note, New York, US"
+
+    # The stored answer points at the entry the server reports, and nothing stored holds the password.
+    stored = {r.source_url: r.response for r in report.results if r.outcome is Outcome.SUCCESS}
+    assert stored[club_night["source_url"]]["href"] == href
+    assert stored[club_night["source_url"]]["created"] is True
+    assert stored[club_night["source_url"]]["etag"]
+    assert PASSWORD not in repr(rows(sqlite_database))
+
+
+def test_a_changed_event_updates_its_one_entry_in_place(calendar_url, database):
+    original = event_data(title="Club night")
+    [event_id] = add_events(database, original)
+    assert CalDavSubmitter().submit_events(database, "unsubmitted").counts["submitted"] == 1
+    [(uid, (href, _))] = read_back(calendar_url).items()
+
+    changed = {**original, "title": "Club night (moved)", "time": {**original["time"], "end": "06:00"}}
+    add_events(database, changed)
+    report = CalDavSubmitter().submit_events(database, "changed")
+
+    assert report.selected == 1 and report.counts["submitted"] == 1
+    entries = read_back(calendar_url)
+    assert list(entries) == [uid]
+    updated_href, updated = entries[uid]
+    assert updated_href == href
+    assert str(updated["SUMMARY"]) == "Club night (moved)"
+    assert updated.end == dt.datetime(2027, 3, 15, 6, 0, tzinfo=BERLIN)
+    [result] = report.results
+    assert result.response["status"] == 204 and result.response["created"] is False
+    assert [r[1] for r in rows(database) if r[0] == event_id] == ["success", "success"]
+    assert CalDavSubmitter().submit_events(database, "changed").selected == 0
+    assert CalDavSubmitter().submit_events(database, "unsubmitted").selected == 0
+
+
+def test_wrong_password_fails_each_event_with_the_status_and_no_secret(calendar_url, sqlite_database, monkeypatch):
+    wrong = "not-the-password-31d5"
+    monkeypatch.setenv("CALDAV_PASSWORD", wrong)
+    add_events(sqlite_database, event_data())
+    submitter = CalDavSubmitter()
+
+    [result] = submitter.submit_events(sqlite_database, "unsubmitted").results
+
+    assert result.outcome is Outcome.FAILED and result.http_status == 401
+    assert result.error == (
+        "HTTP 401 from caldav: Access to the requested resource forbidden. (check CALDAV_USERNAME and CALDAV_PASSWORD)"
+    )
+    shown = repr(rows(sqlite_database)) + repr(submitter.settings) + repr(submitter.create_client())
+    assert wrong not in shown and PASSWORD not in shown
+    assert read_back(calendar_url) == {}
+
+
+def test_a_url_that_is_no_calendar_is_named_as_the_likely_cause(radicale, sqlite_database, monkeypatch):
+    monkeypatch.setenv("CALDAV_URL", f"{radicale.url}/{USERNAME}/no-such-calendar/")
+    monkeypatch.setenv("CALDAV_USERNAME", USERNAME)
+    monkeypatch.setenv("CALDAV_PASSWORD", PASSWORD)
+    add_events(sqlite_database, event_data())
+
+    [result] = CalDavSubmitter().submit_events(sqlite_database, "unsubmitted").results
+
+    assert result.outcome is Outcome.FAILED and result.http_status == 409
+    assert result.error.endswith("(is CALDAV_URL an existing calendar collection?)")
+
+
+def test_missing_settings_stop_the_run_before_anything_is_sent(sqlite_database, monkeypatch):
+    add_events(sqlite_database, event_data())
+    submitter = CalDavSubmitter()
+    assert submitter.missing_settings() == ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"]
+    with pytest.raises(ConfigurationError, match="CALDAV_URL, CALDAV_USERNAME, CALDAV_PASSWORD not set"):
+        submitter.submit_events(sqlite_database, "unsubmitted")
+    assert rows(sqlite_database) == []
+
+    monkeypatch.setenv("CALDAV_URL", "ftp://dav.example.org/cal/")
+    with pytest.raises(ConfigurationError, match="^invalid setting: CALDAV_URL: must be an absolute http"):
+        CalDavSubmitter()
+    monkeypatch.setenv("CALDAV_URL", f"https://{USERNAME}:{PASSWORD}@dav.example.org/cal/")
+    with pytest.raises(ConfigurationError, match="CALDAV_URL: must not contain a password") as info:
+        CalDavSubmitter()
+    assert PASSWORD not in str(info.value)
+
+
+def test_without_icalendar_the_integration_loads_and_says_what_it_needs(sqlite_database, monkeypatch):
+    monkeypatch.setitem(sys.modules, "icalendar", None)  # what `import icalendar` sees when it is not installed
+    add_events(sqlite_database, event_data())
+    submitter = CalDavSubmitter()
+    assert submitter.missing_settings()[-1] == INSTALL_HINT
+    with sqlite_database.session() as session:
+        events = list(submitter.select(session, "all"))
+    with pytest.raises(ConfigurationError, match="needs the icalendar library"):
+        submitter.transform(events)
+
+
+def test_discovered_and_not_shadowing_the_caldav_library():
+    integration = discover().get("caldav")
+    assert integration.submitter_class is CalDavSubmitter
+    assert integration.description.startswith("CalDAV: ")
+    # The test module's `import caldav` is the PyPI library, not the integration package.
+    assert caldav.__name__ == "caldav" and hasattr(caldav, "DAVClient")
+
+
+# -- the transformer alone ---------------------------------------------------------------------------
+
+
+def span(**overrides):
+    return event_span(EventData.model_validate(event_data(**overrides)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start", "end"),
+    [
+        ({"time": None}, dt.date(2027, 3, 14), dt.date(2027, 3, 15)),
+        ({"time": None, "end_date": "2027-03-16"}, dt.date(2027, 3, 14), dt.date(2027, 3, 17)),
+        (
+            {"time": {"start": "20:00", "end": "23:30", "timezone": "Europe/Berlin"}},
+            dt.datetime(2027, 3, 14, 20, 0, tzinfo=BERLIN),
+            dt.datetime(2027, 3, 14, 23, 30, tzinfo=BERLIN),
+        ),
+        (
+            # The end date already says "next day": no second day is added.
+            {"end_date": "2027-03-15"},
+            dt.datetime(2027, 3, 14, 22, 0, tzinfo=BERLIN),
+            dt.datetime(2027, 3, 15, 4, 0, tzinfo=BERLIN),
+        ),
+        (
+            {"time": {"start": "22:00", "timezone": "Europe/Berlin"}},
+            dt.datetime(2027, 3, 14, 22, 0, tzinfo=BERLIN),
+            None,
+        ),
+        (
+            # Nowhere to take a zone from: floating local time.
+            {"time": {"start": "22:00", "end": "02:00"}, "location": None},
+            dt.datetime(2027, 3, 14, 22, 0),
+            dt.datetime(2027, 3, 15, 2, 0),
+        ),
+    ],
+    ids=["all-day", "all-day-multi", "same-evening", "end-date-given", "no-end", "floating"],
+)
+def test_event_span(overrides, start, end):
+    got_start, got_end = span(**overrides)
+    assert (got_start, got_end) == (start, end)
+    assert getattr(got_start, "tzinfo", None) == getattr(start, "tzinfo", None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [({"title": None}, "no title"), ({"title": "  "}, "no title"), ({"date": None}, "no date")],
+)
+def test_an_event_without_title_or_date_cannot_be_an_entry(overrides, reason):
+    with pytest.raises(TransformError, match=f"^{reason}: "):
+        CalDavTransformer().transform(event_data(**overrides))
+
+
+def test_plain_text_and_location():
+    assert plain_text("<p>Doors &amp; bar</p><p>open</p>late<br>") == "Doors & bar\n\nopen\nlate"
+    assert plain_text("1 < 2 & 3 > 2") == "1 < 2 & 3 > 2"
+    place = {"address": "Prager Str. 1, 01069 Dresden", "city": "Dresden", "country": "DE"}
+    event = EventData.model_validate(event_data(venue="Club", location=place))
+    assert location_text(event) == "Club, Prager Str. 1, 01069 Dresden, DE"
+
+
+def test_a_redirect_names_where_the_calendar_moved():
+    client = CalDavClient(url="https://dav.example.org/cal/", username=USERNAME, password=PASSWORD)
+    moved = "https://p42-caldav.example.org/cal/"
+    request = httpx.Request("PUT", client.resource_url("x@event-importer"))
+    with pytest.raises(RejectedSubmissionError) as info:
+        client._parse(httpx.Response(301, headers={"location": moved}, request=request))
+    assert info.value.status == 301
+    assert str(info.value).endswith(f"(redirected to {moved}: set CALDAV_URL to the calendar's final URL)")
+    assert client.resource_url("x@event-importer") == "https://dav.example.org/cal/x%40event-importer.ics"
