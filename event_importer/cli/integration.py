@@ -1,0 +1,216 @@
+"""The commands every integration gets (`submit`, `status`, `retry-failed`) and `event-importer ui`.
+
+`integration_group(integration)` builds a fresh click group for one integration. An integration's
+own `cli.py` can start from it and add commands:
+
+    from event_importer.cli.integration import integration_group
+
+    cli = integration_group("myservice")
+
+    @cli.command()
+    def ping() -> None: ...
+
+Every submission goes through `event_importer.runs.submit_through_dagster`, so it is a Dagster run
+on the project's instance, listed in the UI with the tag `event-importer/trigger=cli`.
+
+Exit status of `submit` and `retry-failed`: 0 when every selected event succeeded or was a dry run,
+1 when any failed (or the run failed), 2 for usage or configuration errors (nothing was sent).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from event_importer.cli.output import USAGE_ERROR, print_json, table
+from event_importer.errors import EventImporterError
+from event_importer.integrations.discovery import Integration
+from event_importer.integrations.records import Outcome, SubmissionResult
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+# Shown in the results table; `--json` has them all.
+TABLE_ROWS = 200
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def integration_group(integration: Integration | str) -> click.Group:
+    """A click group named after the integration with `submit`, `status` and `retry-failed`."""
+    name = integration if isinstance(integration, str) else integration.name
+    description = "" if isinstance(integration, str) else integration.description
+    group = click.Group(name=name, help=description or f"Submit events to {name}.")
+
+    @group.command("submit")
+    @click.option(
+        "--selector",
+        default="unsubmitted",
+        show_default=True,
+        help="Which events: unsubmitted, failed, pending, changed, all, url, or one of the integration's own.",
+    )
+    @click.option("--url", default=None, help="Source URL of one event (for --selector url).")
+    @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
+    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Submit at most N events.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the run id, counts and outcomes as JSON.")
+    def submit(selector: str, url: str | None, dry_run: bool, limit: int | None, as_json: bool) -> None:
+        """Submit events through the integration's Dagster job and print the results."""
+        run_submission(name, selector=selector, url=url, dry_run=dry_run, limit=limit, as_json=as_json)
+
+    @group.command("retry-failed")
+    @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the run id, counts and outcomes as JSON.")
+    def retry_failed(dry_run: bool, as_json: bool) -> None:
+        """Submit again the events whose latest attempt failed."""
+        run_submission(name, selector="failed", url=None, dry_run=dry_run, limit=None, as_json=as_json)
+
+    @group.command("status")
+    @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+    def status(as_json: bool) -> None:
+        """Count the events by their latest submission state."""
+        from event_importer.runs import integration_status
+
+        try:
+            counts = integration_status(name)
+        except EventImporterError as exc:
+            _usage_error(str(exc), as_json)
+        if as_json:
+            print_json(counts)
+            return
+        rows = [[key.replace("_", " "), value] for key, value in counts.items() if key != "service"]
+        click.echo(table(["state", "events"], rows))
+
+    return group
+
+
+def run_submission(
+    service: str, *, selector: str, url: str | None, dry_run: bool, limit: int | None, as_json: bool
+) -> NoReturn:
+    """Run one submission, print its results and exit with the status described in the module docstring."""
+    from event_importer.runs import submit_through_dagster
+
+    try:
+        summary = submit_through_dagster(
+            service,
+            selector=selector,
+            url=url,
+            dry_run=dry_run,
+            limit=limit,
+            trigger="cli",
+            on_progress=lambda line: click.echo(line, err=True),
+        )
+    except EventImporterError as exc:
+        _usage_error(str(exc), as_json)
+    if as_json:
+        print_json(
+            {
+                "run_id": summary.run_id,
+                "service": summary.service,
+                "selector": summary.selector,
+                "dry_run": summary.dry_run,
+                "success": summary.success,
+                "error": summary.error,
+                "counts": summary.counts,
+                "results": [result_json(r) for r in summary.results],
+            }
+        )
+    elif summary.configuration_error:
+        click.echo(f"error: {summary.error} (run {summary.run_id}; nothing was sent)", err=True)
+    else:
+        print_results(summary.results)
+        counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in summary.counts.items())
+        click.echo(f"{'dry run' if summary.dry_run else 'run'} {summary.run_id}: {counts}")
+        if summary.error:
+            click.echo(f"error: {summary.error}", err=True)
+        click.echo("see it in the Dagster UI: event-importer ui", err=True)
+    if summary.configuration_error:
+        sys.exit(USAGE_ERROR)
+    sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+def result_json(result: SubmissionResult) -> dict[str, Any]:
+    return {
+        "event_id": result.event_id,
+        "source_url": result.source_url,
+        "title": result.title,
+        "outcome": result.outcome.value,
+        "attempt": result.attempt,
+        "submission_id": result.submission_id,
+        "http_status": result.http_status,
+        "error": result.error,
+    }
+
+
+def print_results(results: list[SubmissionResult]) -> None:
+    if not results:
+        click.echo("no events selected")
+        return
+    # Failures first: they are what the reader needs to act on.
+    ordered = sorted(results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
+    rows = [[r.event_id, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in ordered]
+    click.echo(table(["event", "outcome", "http", "title", "error"], rows[:TABLE_ROWS]))
+    if len(rows) > TABLE_ROWS:
+        click.echo(f"... {len(rows) - TABLE_ROWS} more (use --json for all)")
+
+
+def _usage_error(message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        print_json({"error": message})
+    click.echo(f"error: {message}", err=True)
+    sys.exit(USAGE_ERROR)
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback by default.")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
+def ui_command(host: str, port: int) -> None:
+    """Start the Dagster UI and daemon (schedules, sensors, queued runs) on the project's instance."""
+    from event_importer.instance import prepare_environment
+    from event_importer.settings import get_settings
+
+    home = prepare_environment()
+    # The code server may run in another folder (the workspace's): give it the same absolute data folder.
+    os.environ["EVENT_IMPORTER_HOME"] = str(get_settings().home.resolve())
+    command = [*dagster_command(), "dev", *code_location_args(), "-h", host, "-p", str(port)]
+    click.echo(f"Dagster UI: http://{host}:{port} (instance {home}); Ctrl-C stops it", err=True)
+    sys.exit(run_foreground(command))
+
+
+def dagster_command() -> list[str]:
+    """The `dagster` CLI of this interpreter's environment."""
+    found = shutil.which("dagster", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "dagster"]
+
+
+def code_location_args() -> list[str]:
+    """`-w workspace.yaml` from a source checkout, else the module (an installed package has no workspace file)."""
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    if workspace.is_file():
+        return ["-w", str(workspace)]
+    return ["-m", "event_importer.definitions", "-a", "defs"]
+
+
+def run_foreground(command: list[str]) -> int:
+    """Run `command` until it exits, passing on SIGTERM; Ctrl-C reaches it through the terminal.
+
+    Dagster maps SIGTERM to its SIGINT handler, so the child must not inherit an ignored SIGINT (as
+    a process started with `&` from a script would): it is reset to the default before exec.
+    """
+    process = subprocess.Popen(command, preexec_fn=_default_sigint)  # noqa: PLW1509 - needed, see docstring
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                # The child got the same SIGINT from the terminal and is shutting down; wait for it.
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,0 +1,292 @@
+"""The asset-graph factory: `build_integration_defs(integration)` for every discovered integration.
+
+Each integration gets `<svc>/selected_events` -> `<svc>/payloads` -> `<svc>/submission_results` in a
+group named after it, a job `<svc>_submit_job` running them in one process, asset checks on the
+results, a schedule and a sensor (both stopped until a user starts them). The assets only call the
+submitter's three steps (`select`, `transform`, `submit`), the same code path as outside Dagster;
+`submit` writes every `Submission` row through the ledger, claiming each event before it is sent
+and recording each outcome as it arrives. The run configuration sits on the first asset and travels
+downstream inside the values, so `dry_run` reaches `submission_results`.
+"""
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import dagster as dg
+
+from event_importer.db.engine import Database
+from event_importer.defs.checks import check_specs, evaluate_checks
+from event_importer.defs.config import (
+    TAG_DRY_RUN,
+    TAG_INTEGRATION,
+    TAG_SELECTOR,
+    TAG_TRIGGER,
+    SubmitConfig,
+    build_config_class,
+    job_name,
+)
+from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
+from event_importer.defs.schedules import build_schedule
+from event_importer.defs.sensors import build_new_events_sensor
+from event_importer.defs.values import Selection, Submitted, Transformed
+from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import BaseSubmitter
+from event_importer.integrations.discovery import Integration
+from event_importer.integrations.records import Outcome, SubmissionReport, SubmissionResult
+
+# Rows of the Markdown tables in materialization metadata.
+PREVIEW_ROWS = 20
+CELL_LIMIT = 200
+
+
+class ProgressListener(Protocol):
+    """Told what a run does as it does it; registered by the caller that started the run in this process."""
+
+    def message(self, text: str) -> None: ...
+
+    def result(self, result: SubmissionResult, done: int, total: int) -> None: ...
+
+
+_listeners: dict[str, ProgressListener] = {}
+_listeners_lock = threading.Lock()
+
+
+def register_listener(run_id: str, listener: ProgressListener) -> Callable[[], None]:
+    """Have the run `run_id`, when executed in this process, report to `listener`; returns the unregister call."""
+    with _listeners_lock:
+        _listeners[run_id] = listener
+
+    def unregister() -> None:
+        with _listeners_lock:
+            _listeners.pop(run_id, None)
+
+    return unregister
+
+
+def _listener(run_id: str) -> ProgressListener | None:
+    with _listeners_lock:
+        return _listeners.get(run_id)
+
+
+def escape_cell(value: Any, limit: int = CELL_LIMIT) -> str:
+    """A Markdown table cell: one line, `|` escaped, cut at `limit` characters."""
+    text = " ".join(str("" if value is None else value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, total: int | None = None) -> str:
+    """A Markdown table of the first `PREVIEW_ROWS` rows, saying how many were left out."""
+    total = len(rows) if total is None else total
+    if not total:
+        return "_none_"
+    lines = ["| " + " | ".join(escape_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(escape_cell(v) for v in row) + " |" for row in rows[:PREVIEW_ROWS]]
+    shown = min(len(rows), PREVIEW_ROWS)
+    if total > shown:
+        lines.append(f"\n_first {shown} of {total} rows_")
+    return "\n".join(lines)
+
+
+def results_table(results: Sequence[SubmissionResult]) -> str:
+    """Failures first (they are what a reader looks for), then the rest in event order."""
+    ordered = sorted(results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
+    rows = [[r.event_id, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in ordered]
+    return markdown_table(["event", "outcome", "HTTP", "title", "source_url", "error"], rows, total=len(results))
+
+
+def count_metadata(counts: dict[str, int]) -> dict[str, dg.MetadataValue]:
+    return {name: dg.MetadataValue.int(value) for name, value in counts.items()}
+
+
+def build_integration_defs(integration: Integration) -> dg.Definitions:
+    """Assets, checks, job, schedule, sensor and client resource of one integration.
+
+    The `database` resource and the `io_manager` are shared by all integrations and bound once by
+    `event_importer.defs.build_defs`.
+    """
+    svc = integration.name
+    # Selector names and the schedule are needed to define the graph; settings are read here, secrets are not bound.
+    submitter = integration.create_submitter()
+    config_class = build_config_class(svc, list(submitter.selectors))
+    client_key = client_resource_key(svc)
+    keys = {"database", client_key}
+
+    def _submitter(context: dg.AssetExecutionContext) -> BaseSubmitter:
+        resource: IntegrationClientResource = getattr(context.resources, client_key)
+        return resource.submitter
+
+    def _database(context: dg.AssetExecutionContext) -> Database:
+        return context.resources.database.get_database()  # type: ignore[no-any-return]
+
+    def _say(context: dg.AssetExecutionContext, text: str) -> None:
+        context.log.info(text)
+        if (listener := _listener(context.run.run_id)) is not None:
+            listener.message(text)
+
+    @dg.asset(
+        key=[svc, "selected_events"],
+        group_name=svc,
+        kinds={"python", "sql"},
+        required_resource_keys=keys,
+        tags={TAG_INTEGRATION: svc},
+    )
+    def selected_events(
+        context: dg.AssetExecutionContext,
+        config: config_class,  # type: ignore[valid-type]
+    ) -> dg.Output[Selection]:
+        """Events the run's selector picks from the event cache (id, source URL, data and its hash).
+
+        Takes the run configuration (selector, url, dry_run, limit) and hands it on with the events.
+        """
+        cfg: SubmitConfig = config
+        _tag_run(context, cfg)
+        sub = _submitter(context)
+        if not cfg.dry_run and (missing := sub.missing_settings()):
+            raise ConfigurationError(
+                f"{svc}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
+            )
+        _say(context, f"selecting events (selector {cfg.selector})")
+        with _database(context).session() as session:
+            events = list(sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
+        _say(context, f"selected {len(events)} events")
+        rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events]
+        metadata: dict[str, Any] = {
+            "selected": dg.MetadataValue.int(len(events)),
+            "selector": cfg.selector,
+            "mode": _mode(cfg.dry_run),
+            "events": dg.MetadataValue.md(
+                markdown_table(["event", "title", "source_url", "accepted before"], rows)
+            ),
+        }
+        if cfg.url:
+            metadata["url"] = cfg.url
+        if cfg.limit is not None:
+            metadata["limit"] = dg.MetadataValue.int(cfg.limit)
+        value = Selection(cfg.selector, cfg.url, cfg.dry_run, cfg.limit, events)
+        return dg.Output(value, metadata=metadata)
+
+    @dg.asset(
+        key=[svc, "payloads"],
+        group_name=svc,
+        kinds={"python"},
+        ins={"selected_events": dg.AssetIn(key=[svc, "selected_events"])},
+        required_resource_keys={client_key},
+        tags={TAG_INTEGRATION: svc},
+    )
+    def payloads(context: dg.AssetExecutionContext, selected_events: Selection) -> dg.Output[Transformed]:
+        """One destination-shaped payload per selected event, or why the event cannot be sent."""
+        transformed = _submitter(context).transform(selected_events.events)
+        invalid = [p for p in transformed if not p.valid]
+        _say(context, f"transformed {len(transformed) - len(invalid)} events, {len(invalid)} invalid")
+        rows = [[p.event.id, p.event.title, p.event.source_url, p.error] for p in invalid]
+        metadata: dict[str, Any] = {
+            "selector": selected_events.selector,
+            "mode": _mode(selected_events.dry_run),
+            **count_metadata(
+                {
+                    "selected": len(selected_events.events),
+                    "transformed": len(transformed) - len(invalid),
+                    "invalid": len(invalid),
+                }
+            ),
+            "invalid_events": dg.MetadataValue.md(markdown_table(["event", "title", "source_url", "error"], rows)),
+        }
+        return dg.Output(Transformed(selected_events, transformed), metadata=metadata)
+
+    @dg.asset(
+        key=[svc, "submission_results"],
+        group_name=svc,
+        kinds={"python", "api"},
+        ins={"payloads": dg.AssetIn(key=[svc, "payloads"])},
+        required_resource_keys=keys,
+        tags={TAG_INTEGRATION: svc},
+        check_specs=check_specs(dg.AssetKey([svc, "submission_results"])),
+    )
+    # No return annotation: with check specs Dagster would read one as the output types (and reject it).
+    def submission_results(context: dg.AssetExecutionContext, payloads: Transformed):  # type: ignore[no-untyped-def]
+        """What happened to each selected event in this run: sent, failed (with why), dry run or skipped.
+
+        Every outcome is written to the submission ledger: each event is claimed (a pending row
+        with the run id) before it is sent, and its outcome recorded as soon as it is known. The
+        asset checks (outcomes recorded, failure rate, no duplicates) are evaluated right after.
+        """
+        selection = payloads.selection
+        resource: IntegrationClientResource = getattr(context.resources, client_key)
+        sub = resource.submitter
+        run_id = context.run.run_id
+        listener = _listener(run_id)
+        total = len(payloads.payloads)
+        step = max(1, total // 10)
+        done = 0
+
+        def progress(result: SubmissionResult) -> None:
+            nonlocal done
+            done += 1
+            if listener is not None:
+                listener.result(result, done, total)
+            if done % step == 0 or done == total:
+                context.log.info(f"{done}/{total} events recorded")
+
+        verb = "recording dry runs for" if selection.dry_run else "sending"
+        _say(context, f"{verb} {sum(p.valid for p in payloads.payloads)} payloads")
+        database = _database(context)
+        results = sub.submit(
+            payloads.payloads,
+            database=database,
+            run_id=run_id,
+            dry_run=selection.dry_run,
+            client=None if selection.dry_run else resource.create_client(),
+            progress=progress,
+        )
+        invalid = sum(not p.valid for p in payloads.payloads)
+        report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, invalid, results)
+        counts = report.counts
+        _say(context, "done: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+        metadata: dict[str, Any] = {
+            **count_metadata(counts),
+            "selector": selection.selector,
+            "mode": _mode(selection.dry_run),
+            "results": dg.MetadataValue.md(results_table(results)),
+        }
+        value = Submitted(report, tuple(e.id for e in selection.events))
+        checks = evaluate_checks(
+            svc,
+            value,
+            database,
+            idempotent_writes=sub.settings.idempotent_writes,
+            failure_rate_threshold=sub.app_settings.failure_rate_threshold,
+        )
+        return dg.MaterializeResult(value=value, metadata=metadata, check_results=checks)
+
+    about = f"{integration.description} " if integration.description else ""
+    job = dg.define_asset_job(
+        job_name(svc),
+        selection=dg.AssetSelection.groups(svc),
+        description=f"{about}Select, transform and submit events to {svc}.",
+        executor_def=dg.in_process_executor,
+        # Runs started from the UI keep `ui`; the CLI, API, schedule and sensor set their own.
+        tags={TAG_INTEGRATION: svc, TAG_TRIGGER: "ui"},
+    )
+    return dg.Definitions(
+        assets=[selected_events, payloads, submission_results],
+        jobs=[job],
+        schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class)],
+        sensors=[build_new_events_sensor(svc, job, submitter, config_class)],
+        resources={client_key: client_resource(integration)},
+    )
+
+
+def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:
+    """Add the selector and dry-run tags to runs whose launcher did not (e.g. the UI's launchpad)."""
+    tags = context.run.tags
+    wanted = {TAG_SELECTOR: config.selector, TAG_DRY_RUN: str(config.dry_run).lower()}
+    missing = {k: v for k, v in wanted.items() if tags.get(k) != v}
+    if missing:
+        context.instance.add_run_tags(context.run.run_id, missing)
+
+
+def _mode(dry_run: bool) -> str:
+    return "dry run (nothing sent)" if dry_run else "send"

@@ -1,0 +1,65 @@
+"""The project's Dagster instance, shared by the CLI, the API and the UI.
+
+`prepare_environment()` loads `.env` into `os.environ` (the dagster CLIs do that themselves; a plain
+Python process does not, and `dg.EnvVar` reads `os.environ`), then makes `DAGSTER_HOME` default to
+`<EVENT_IMPORTER_HOME>/dagster` when it is unset, creating the folder with a `dagster.yaml` that
+turns telemetry off and lets the run queue start at most one run per integration at a time. So
+every way in records its runs in one run history without any setup.
+"""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from event_importer.settings import ENV_FILE, get_settings
+
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+
+# Queued runs (schedules, sensors, UI launches) of one integration never overlap: the tag limit keeps
+# the second queued until the first finishes. In-process runs (CLI, API) bypass the queue and check
+# for active runs themselves (`event_importer.runs`).
+DAGSTER_YAML = """\
+# Written by event-importer when it created this instance; edit freely, it is not overwritten.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: event-importer/integration
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
+
+
+def load_env_file(path: str | Path = ENV_FILE) -> None:
+    """Load `.env` from the working directory into `os.environ`, never overriding what is set."""
+    load_dotenv(path, override=False)
+
+
+def dagster_home() -> Path:
+    """The instance folder: `DAGSTER_HOME` when set, else `<EVENT_IMPORTER_HOME>/dagster`."""
+    configured = os.environ.get(DAGSTER_HOME_ENV)
+    return Path(configured).expanduser().resolve() if configured else get_settings().dagster_home
+
+
+def ensure_dagster_home() -> Path:
+    """Set `DAGSTER_HOME` (when unset) and create the folder and its `dagster.yaml` (when missing).
+
+    An existing `dagster.yaml` is left as it is.
+    """
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ[DAGSTER_HOME_ENV] = str(home)
+    return home
+
+
+def prepare_environment() -> Path:
+    """`.env` loaded and the instance folder ready; returns the folder."""
+    load_env_file()
+    return ensure_dagster_home()

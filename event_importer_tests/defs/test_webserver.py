@@ -1,0 +1,108 @@
+"""The UI path end to end: `dagster dev` on workspace.yaml serves the code location, a run launched
+through its GraphQL API goes through the queue and the daemon and succeeds, and the server stops
+cleanly on SIGTERM."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from event_importer.db.models import Submission
+from event_importer_tests.defs.conftest import SERVICE
+from event_importer_tests.factories import add_events, event_data
+
+pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 90
+RUN_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate, timeout, what, process):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - not up yet; try again until the deadline
+            value = None
+        if value:
+            return value
+        assert process.poll() is None, f"dagster dev exited with {process.returncode} while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _default_sigint() -> None:
+    # Dagster maps SIGTERM to its SIGINT handler: the child must not inherit an ignored SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_run_launched_through_graphql_succeeds(tmp_path, dagster_home, cache_db):
+    from dagster_graphql import DagsterGraphQLClient
+
+    [event_id] = add_events(cache_db, event_data())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFAIRY_")}
+    log = (tmp_path / "dagster-dev.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - set before any thread of ours touches it
+        # Its own process group, so the children can be found and stopped if it does not stop them.
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).status == 200,
+            STARTUP_TIMEOUT_S, "the webserver", process,
+        )
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        run_config = {"ops": {f"{SERVICE}__selected_events": {"config": {"dry_run": True}}}}
+        # The code location may still be loading when the webserver answers.
+        run_id = wait_for(
+            lambda: client.submit_job_execution(f"{SERVICE}_submit_job", run_config=run_config),
+            STARTUP_TIMEOUT_S, "the code location", process,
+        )
+        status = wait_for(
+            lambda: (s := client.get_run_status(run_id)).value in ("SUCCESS", "FAILURE", "CANCELED") and s,
+            RUN_TIMEOUT_S, "the run to finish", process,
+        )
+        assert status.value == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-3000:]
+        with cache_db.session() as session:
+            rows = session.execute(select(Submission.event_cache_id, Submission.status, Submission.run_id)).all()
+        assert rows == [(event_id, "dry_run", run_id)]
+
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            tags = instance.get_run_by_id(run_id).tags
+        assert tags["event-importer/trigger"] == "ui"
+        assert tags["event-importer/integration"] == SERVICE
+        assert tags["event-importer/dry_run"] == "true"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            pytest.fail("dagster dev did not stop within 30 s of SIGTERM")
+        log.close()
+    assert returncode is not None
