@@ -37,7 +37,7 @@ from event_importer.defs.config import (
 from event_importer.defs.factory import register_listener
 from event_importer.defs.resources import secret_fields
 from event_importer.defs.values import Selection, Submitted, Transformed
-from event_importer.errors import EventImporterError
+from event_importer.errors import EventImporterError, RunInProgressError, UsageError
 from event_importer.instance import prepare_environment
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration, discover
@@ -65,14 +65,6 @@ _run_lock = threading.Lock()
 def _error_names(cls: type[Exception]) -> set[str]:
     """The names of `cls` and its subclasses: errors whose message says everything without the class name."""
     return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
-
-
-class UsageError(EventImporterError):
-    """The request cannot become a run: e.g. the 'url' selector without a url, or a limit below 1."""
-
-
-class RunInProgressError(EventImporterError):
-    """Another run of the integration's job is active on the instance."""
 
 
 @dataclass(frozen=True)

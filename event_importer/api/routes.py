@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from event_importer.api.security import require_token
-from event_importer.errors import ConfigurationError, EventImporterError, UnknownSelectorError
+from event_importer.errors import ConfigurationError, EventImporterError, UnknownSelectorError, UsageError
 from event_importer.integrations.discovery import Integration
 
 
@@ -40,12 +40,15 @@ def integration_router(integration: Integration) -> APIRouter:
                 limit=request.limit,
                 trigger="api",
             )
-        except UnknownSelectorError as exc:
+        except (UnknownSelectorError, UsageError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
-        except ConfigurationError as exc:
+        except (ConfigurationError, EventImporterError) as exc:
+            # Misconfigured, or another run of this integration is active: the request was fine.
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-        except EventImporterError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        if summary.configuration_error:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail={"run_id": summary.run_id, "error": summary.error}
+            )
         return {
             "run_id": summary.run_id,
             "success": summary.success,

@@ -245,7 +245,11 @@ class BaseSubmitter(ABC):
         if not dry_run and valid:
             client = client or self.create_client()
             client.check_configured()
-        results = self._record_final(ledger, invalid, SubmissionStatus.FAILED, progress)
+        # In a dry run an event that cannot be transformed is reported as failed but recorded as a
+        # dry run: a dry run changes no event's state.
+        results = self._record_final(
+            ledger, invalid, SubmissionStatus.DRY_RUN if dry_run else SubmissionStatus.FAILED, progress
+        )
         if dry_run:
             return results + self._record_final(ledger, valid, SubmissionStatus.DRY_RUN, progress)
         if client is None:
@@ -261,7 +265,6 @@ class BaseSubmitter(ABC):
         progress: ProgressCallback | None,
     ) -> list[SubmissionResult]:
         results: list[SubmissionResult] = []
-        outcome = Outcome.FAILED if status is SubmissionStatus.FAILED else Outcome.DRY_RUN
         for chunk in chunked(payloads, CHUNK_SIZE):
             ids = ledger.record(
                 FinalRecord(
@@ -279,7 +282,11 @@ class BaseSubmitter(ABC):
                     payload.event.id,
                     payload.event.source_url,
                     payload.event.title,
-                    outcome if submission_id is not None else Outcome.SKIPPED,
+                    Outcome.SKIPPED
+                    if submission_id is None
+                    else Outcome.FAILED
+                    if payload.error
+                    else Outcome.DRY_RUN,
                     attempt=payload.event.attempts + 1,
                     submission_id=submission_id,
                     error=payload.error if submission_id is not None else "another run recorded this event first",

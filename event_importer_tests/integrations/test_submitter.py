@@ -71,6 +71,18 @@ def test_dry_run_sends_nothing_and_keeps_events_unsubmitted(stand_in, database):
     assert real.counts["submitted"] == 2
 
 
+def test_dry_run_reports_an_untransformable_event_as_failed_without_changing_its_state(stand_in, database):
+    from event_importer.db.models import EventCache
+
+    with database.session() as session:
+        session.add(EventCache(source_url="https://events.example.org/raw", data={"date": "x"}, data_hash="x"))
+    report = submitter_for(stand_in).submit_events(database, "unsubmitted", dry_run=True)
+    [result] = report.results
+    assert result.outcome is Outcome.FAILED and result.error.startswith("invalid event data: ")
+    assert list(statuses(database).values()) == [["dry_run"]]
+    assert submitter_for(stand_in).submit_events(database, "unsubmitted", dry_run=True).selected == 1
+
+
 def test_outcomes_are_written_while_the_run_goes_on(stand_in, database):
     """The first outcome is in the database before the last request is answered."""
     ids = add_events(database, *(event_data() for _ in range(3)))
