@@ -3,8 +3,9 @@
 `prepare_environment()` loads `.env` into `os.environ` (the dagster CLIs do that themselves; a plain
 Python process does not, and `dg.EnvVar` reads `os.environ`), then makes `DAGSTER_HOME` default to
 `<EVENT_IMPORTER_HOME>/dagster` when it is unset, creating the folder with a `dagster.yaml` that
-turns telemetry off and lets the run queue start at most one run per integration at a time. So
-every way in records its runs in one run history without any setup.
+turns telemetry off and lets the run queue start at most one run per integration at a time (and
+keeps Dagster's storage in PostgreSQL when `EVENT_IMPORTER_DAGSTER_POSTGRES_URL` is set). So every
+way in records its runs in one run history without any setup.
 """
 
 import os
@@ -34,6 +35,17 @@ concurrency:
 """
 
 
+# Dagster's run, event-log and schedule storage on PostgreSQL, when this variable is set at the
+# instance's creation. The file names the variable, so the URL (and its password) never lands on disk.
+POSTGRES_STORAGE_ENV = "EVENT_IMPORTER_DAGSTER_POSTGRES_URL"
+POSTGRES_STORAGE_YAML = f"""\
+storage:
+  postgres:
+    postgres_url:
+      env: {POSTGRES_STORAGE_ENV}
+"""
+
+
 def load_env_file(path: str | Path = ENV_FILE) -> None:
     """Load `.env` from the working directory into `os.environ`, never overriding what is set."""
     load_dotenv(path, override=False)
@@ -54,7 +66,8 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+        storage = POSTGRES_STORAGE_YAML if os.environ.get(POSTGRES_STORAGE_ENV) else ""
+        config.write_text(DAGSTER_YAML + storage, encoding="utf-8")
     os.environ[DAGSTER_HOME_ENV] = str(home)
     return home
 
