@@ -20,7 +20,15 @@ MAX_URL_LENGTH = 2_048
 _WHITESPACE = re.compile(r"\s")
 
 
-def _check_http_url(value: str | None) -> str | None:
+def check_http_url(value: str | None) -> str | None:
+    """`value` stripped when it is an absolute http(s) URL, None when blank; for pydantic validators.
+
+    Integration settings use it for their URLs, so a typo fails when the settings load, naming the
+    variable, not at the first request.
+
+    Raises:
+        ValueError: not an absolute http(s) URL, or longer than `MAX_URL_LENGTH`.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -94,7 +102,7 @@ class Images(_Model):
     full: str | None = None
     thumbnail: str | None = None
 
-    _urls = field_validator("full", "thumbnail")(classmethod(lambda cls, v: _check_http_url(v)))
+    _urls = field_validator("full", "thumbnail")(classmethod(lambda cls, v: check_http_url(v)))
 
 
 class EventData(_Model):
@@ -118,7 +126,7 @@ class EventData(_Model):
     source_url: str
     imported_at: dt.datetime | None = None
 
-    _urls = field_validator("ticket_url", "source_url")(classmethod(lambda cls, v: _check_http_url(v)))
+    _urls = field_validator("ticket_url", "source_url")(classmethod(lambda cls, v: check_http_url(v)))
 
     @field_validator("source_url")
     @classmethod

@@ -5,6 +5,11 @@ at a few hundred requests per second; see benchmarks/README.md). Transient failu
 errors, timeouts, 429 and 5xx) are retried with exponential backoff and full jitter, honouring
 `Retry-After`, up to `max_attempts` tries; other answers are final. An optional rate limit caps
 requests per second across the run, retries included.
+
+Subclasses adapt it through three public hooks rather than the retry loop: `request_headers` adds
+headers to every attempt (a signature is then fresh on each retry), `parse_success` turns a 2xx
+answer into the recorded response (strict JSON here; override for empty or non-JSON answers), and
+`error_hint` appends what usually lies behind an error status to its message.
 """
 
 import asyncio
@@ -108,11 +113,57 @@ class HttpClient(BaseClient):
     ) -> dict[str, Any]:
         if self._limiter is not None:
             await self._limiter.acquire()
+        # After the limiter: the hook's headers (a timestamped signature) must not age while waiting.
+        attempt_headers = {**(headers or {}), **self.request_headers(content)}
         try:
-            response = await http.request(method, path, content=content, headers=headers)
+            response = await http.request(method, path, content=content, headers=attempt_headers)
         except httpx.TransportError as exc:
             raise RetryableSubmissionError(self._transport_error_message(exc)) from None
         return self._parse(response)
+
+    def request_headers(self, content: bytes | None) -> Mapping[str, str]:
+        """Headers added to every attempt of a request, computed afresh each time; none by default.
+
+        Override for headers that must be current when the request leaves, such as a signature with
+        a timestamp: a retry may come minutes after the first attempt (`Retry-After`). They take
+        precedence over the client's and the request's own headers of the same name.
+
+        Args:
+            content: the exact body bytes about to be sent (None without a body).
+        """
+        return {}
+
+    def parse_success(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer recorded for a 2xx response: its JSON object (a JSON list as `{"data": [...]}`).
+
+        Override when the destination's success answers are empty or not JSON (204 No Content, a
+        plain `ok`, a CalDAV PUT); whatever it returns is stored as the submission's response.
+
+        Raises:
+            RejectedSubmissionError: the body is empty or not JSON, i.e. not what the API promises.
+        """
+        status = response.status_code
+        if not response.content.strip():
+            raise RejectedSubmissionError(
+                f"HTTP {status} from {self.service_name}: empty response body", status=status
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise RejectedSubmissionError(
+                f"HTTP {status} from {self.service_name}: response is not JSON "
+                f"({response.headers.get('content-type', 'no content type')}): {_snippet(response.text)}",
+                status=status,
+                api_message=_snippet(response.text),
+            ) from None
+        return answer if isinstance(answer, dict) else {"data": answer}
+
+    def error_hint(self, response: httpx.Response) -> str | None:
+        """What usually causes this error answer, added to its message in parentheses; none by default.
+
+        Name settings, never their values (e.g. "check MYSERVICE_API_KEY" for a 401).
+        """
+        return None
 
     def _transport_error_message(self, exc: httpx.TransportError) -> str:
         # The aiohttp transport reports refused and dropped connections as ConnectTimeout; the
@@ -127,24 +178,14 @@ class HttpClient(BaseClient):
         return f"{self.service_name}: connection failed ({type(detail).__name__}: {detail or 'no details'})"
 
     def _parse(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer of a 2xx response (`parse_success`), else the error it means, raised."""
         status = response.status_code
         if 200 <= status < 300:
-            if not response.content.strip():
-                raise RejectedSubmissionError(
-                    f"HTTP {status} from {self.service_name}: empty response body", status=status
-                )
-            try:
-                answer = response.json()
-            except ValueError:
-                raise RejectedSubmissionError(
-                    f"HTTP {status} from {self.service_name}: response is not JSON "
-                    f"({response.headers.get('content-type', 'no content type')}): {_snippet(response.text)}",
-                    status=status,
-                    api_message=_snippet(response.text),
-                ) from None
-            return answer if isinstance(answer, dict) else {"data": answer}
+            return self.parse_success(response)
         api_message = api_error_message(response)
         message = f"HTTP {status} from {self.service_name}: {api_message or response.reason_phrase or 'no message'}"
+        if (hint := self.error_hint(response)) is not None:
+            message = f"{message} ({hint})"
         if status == 429 or status >= 500:
             raise RetryableSubmissionError(
                 message, status=status, api_message=api_message, retry_after=_retry_after(response)

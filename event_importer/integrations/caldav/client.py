@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from event_importer.errors import ConfigurationError, RejectedSubmissionError
+from event_importer.errors import ConfigurationError
 from event_importer.integrations.http import HttpClient
 
 SERVICE_NAME = "caldav"
@@ -78,23 +78,19 @@ class CalDavClient(HttpClient):
             "PUT", self.resource_url(str(data["uid"])), content=str(data["ics"]).encode(), headers=headers
         )
 
-    def _parse(self, response: httpx.Response) -> dict[str, Any]:
+    def parse_success(self, response: httpx.Response) -> dict[str, Any]:
+        # A PUT answers with an empty body; the ETag identifies the stored version.
         status = response.status_code
-        if 200 <= status < 300:
-            # A PUT answers with an empty body; the ETag identifies the stored version.
-            return {
-                "href": str(response.url),
-                "etag": response.headers.get("etag"),
-                "status": status,
-                "created": status == 201,
-            }
-        try:
-            return super()._parse(response)
-        except RejectedSubmissionError as exc:
-            hint = _HINTS.get(status)
-            if 300 <= status < 400:
-                location = response.headers.get("location")
-                hint = f"redirected{f' to {location}' if location else ''}: set CALDAV_URL to the calendar's final URL"
-            if hint is None:
-                raise
-            raise RejectedSubmissionError(f"{exc} ({hint})", status=exc.status, api_message=exc.api_message) from None
+        return {
+            "href": str(response.url),
+            "etag": response.headers.get("etag"),
+            "status": status,
+            "created": status == 201,
+        }
+
+    def error_hint(self, response: httpx.Response) -> str | None:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("location")
+            return f"redirected{f' to {location}' if location else ''}: set CALDAV_URL to the calendar's final URL"
+        return _HINTS.get(status)

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from event_importer.events.model import _check_http_url
+from event_importer.events.model import check_http_url
 from event_importer.settings import ENV_FILE, IntegrationSettings
 
 
@@ -26,7 +26,7 @@ class CalDavSettings(IntegrationSettings):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        checked = _check_http_url(value)
+        checked = check_http_url(value)
         # Credentials in the URL would be stored with every answer's href and shown in messages.
         if checked and urlsplit(checked).password is not None:
             raise ValueError("must not contain a password: set CALDAV_USERNAME and CALDAV_PASSWORD instead")

@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from event_importer.events.model import _check_http_url
+from event_importer.events.model import check_http_url
 from event_importer.settings import ENV_FILE, IntegrationSettings
 
 
@@ -19,7 +19,7 @@ class TicketFairySettings(IntegrationSettings):
     @field_validator("api_url", "origin")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        checked = _check_http_url(value)
+        checked = check_http_url(value)
         if not checked:
             raise ValueError("must be an absolute http(s) URL")
         return checked

@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from event_importer.events.model import _check_http_url
+from event_importer.events.model import check_http_url
 from event_importer.settings import ENV_FILE, IntegrationSettings
 
 
@@ -18,7 +18,7 @@ class WebhookSettings(IntegrationSettings):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        return _check_http_url(value)
+        return check_http_url(value)
 
     def missing(self) -> list[str]:
         missing = [] if self.url else ["WEBHOOK_URL"]
