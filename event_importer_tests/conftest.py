@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from event_importer.db.engine import Database, _databases
 from event_importer.db.models import Base
 from event_importer.settings import get_settings
+from event_importer_tests.standin import StandInServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EVENT_IMPORTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -28,9 +29,9 @@ REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own data folder and no settings from the developer's environment."""
     for name in list(os.environ):
-        if name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME")) and not name.startswith(
-            "EVENT_IMPORTER_TEST_"
-        ) and name != "EVENT_IMPORTER_REQUIRE_POSTGRES":
+        ours = name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME"))
+        test_setting = name.startswith("EVENT_IMPORTER_TEST_") or name == "EVENT_IMPORTER_REQUIRE_POSTGRES"
+        if ours and not test_setting:
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("EVENT_IMPORTER_HOME", str(home))
@@ -105,9 +106,7 @@ TEST_API_KEY = "tf-test-key-9f8e7d6c5b4a"
 
 
 @pytest.fixture
-def stand_in() -> Iterator["StandInServer"]:
+def stand_in() -> Iterator[StandInServer]:
     """A real HTTP server on 127.0.0.1 standing in for the destination."""
-    from event_importer_tests.standin import StandInServer
-
     with StandInServer(api_key=TEST_API_KEY) as server:
         yield server

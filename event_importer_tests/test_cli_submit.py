@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from event_importer.cli.integration import integration_group
 from event_importer.defs import integration_defs
 from event_importer.defs.config import TAG_OWNER
-from event_importer.integrations.discovery import discover
 from event_importer.errors import RunInProgressError
+from event_importer.integrations.discovery import discover
 from event_importer.runs import submit_through_dagster
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY

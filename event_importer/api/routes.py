@@ -19,8 +19,15 @@ class SubmitRequest(BaseModel):
     limit: int | None = Field(default=None, ge=1, description="Submit at most this many events.")
 
 
-def integration_router(integration: Integration) -> APIRouter:
-    """`POST /integrations/<name>/submit` and `GET /integrations/<name>/status`."""
+def integration_router(integration: Integration | str) -> APIRouter:
+    """`POST /integrations/<name>/submit` and `GET /integrations/<name>/status`.
+
+    An integration's own `routes.py` can start from this router and add routes to it.
+    """
+    if isinstance(integration, str):
+        from event_importer.integrations.discovery import discover
+
+        integration = discover().get(integration)
     router = APIRouter(prefix=f"/integrations/{integration.name}", tags=[integration.name])
     name = integration.name
 

@@ -29,7 +29,7 @@ import click
 
 from event_importer.cli.output import USAGE_ERROR, print_json, table
 from event_importer.errors import EventImporterError
-from event_importer.integrations.discovery import Integration
+from event_importer.integrations.discovery import Integration, discover
 from event_importer.integrations.records import Outcome, SubmissionResult
 
 EXIT_OK = 0
@@ -41,8 +41,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def integration_group(integration: Integration | str) -> click.Group:
     """A click group named after the integration with `submit`, `status` and `retry-failed`."""
-    name = integration if isinstance(integration, str) else integration.name
-    description = "" if isinstance(integration, str) else integration.description
+    if isinstance(integration, str):
+        integration = discover().get(integration)
+    name, description = integration.name, integration.description
     group = click.Group(name=name, help=description or f"Submit events to {name}.")
 
     @group.command("submit")

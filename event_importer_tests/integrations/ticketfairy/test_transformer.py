@@ -338,14 +338,15 @@ def test_samples_cover_what_they_are_for() -> None:
     assert len({r["timezone"] for r in results}) >= 6
     assert len({r["timezone"].split("/")[0] for r in results}) >= 4  # continents
     # The edge cases the samples exist to exercise.
-    assert any(r["endDate"][:10] > r["startDate"][:10] for r, e in zip(results, events) if e.end_date is None)
+    pairs = list(zip(results, events, strict=True))
+    assert any(r["endDate"][:10] > r["startDate"][:10] for r, e in pairs if e.end_date is None)
     assert any(e.end_date and e.end_date > e.date for e in events if e.date)
     assert any(e.location and e.location.coordinates and not (e.time and e.time.timezone) for e in events)
     assert any(
         e.location and e.location.city and not e.location.coordinates and not (e.time and e.time.timezone)
         for e in events
     )
-    assert any("image" in r and e.images and not e.images.full for r, e in zip(results, events))
+    assert any("image" in r and e.images and not e.images.full for r, e in zip(results, events, strict=True))
     assert any(not e.ticket_url for e in events)
     assert any(any(c in (e.title or "") for c in '<&"') for e in events)
     assert any(not (e.title or "").isascii() for e in events)
