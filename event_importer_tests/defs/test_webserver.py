@@ -2,6 +2,7 @@
 through its GraphQL API goes through the queue and the daemon and succeeds, and the server stops
 cleanly on SIGTERM."""
 
+import json
 import os
 import signal
 import socket
@@ -50,10 +51,23 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_a_run_launched_through_graphql_succeeds(tmp_path, dagster_home, cache_db):
+def test_runs_from_the_cli_the_api_and_the_ui_share_one_run_history(tmp_path, dagster_home, cache_db):
+    from click.testing import CliRunner
     from dagster_graphql import DagsterGraphQLClient
+    from fastapi.testclient import TestClient
+
+    from event_importer.api import create_app
+    from event_importer.cli.main import build_cli
 
     [event_id] = add_events(cache_db, event_data())
+    cli_run = CliRunner().invoke(build_cli(), [SERVICE, "submit", "--dry-run", "--json"], catch_exceptions=False)
+    assert cli_run.exit_code == 0, cli_run.output
+    cli_run_id = json.loads(cli_run.stdout)["run_id"]
+    with TestClient(create_app()) as api:
+        answer = api.post(f"/integrations/{SERVICE}/submit", json={"dry_run": True})
+    assert answer.status_code == 200, answer.text
+    api_run_id = answer.json()["run_id"]
+
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETFAIRY_")}
     log = (tmp_path / "dagster-dev.log").open("wb")
@@ -86,16 +100,20 @@ def test_a_run_launched_through_graphql_succeeds(tmp_path, dagster_home, cache_d
         )
         assert status.value == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-3000:]
         with cache_db.session() as session:
-            rows = session.execute(select(Submission.event_cache_id, Submission.status, Submission.run_id)).all()
-        assert rows == [(event_id, "dry_run", run_id)]
+            rows = session.execute(
+                select(Submission.event_cache_id, Submission.status, Submission.run_id).order_by(Submission.id)
+            ).all()
+        assert rows == [(event_id, "dry_run", r) for r in (cli_run_id, api_run_id, run_id)]
 
         import dagster as dg
 
         with dg.DagsterInstance.get() as instance:
             tags = instance.get_run_by_id(run_id).tags
+            history = {r.run_id: r.tags["event-importer/trigger"] for r in instance.get_runs()}
         assert tags["event-importer/trigger"] == "ui"
         assert tags["event-importer/integration"] == SERVICE
         assert tags["event-importer/dry_run"] == "true"
+        assert history == {cli_run_id: "cli", api_run_id: "api", run_id: "ui"}
     finally:
         process.send_signal(signal.SIGTERM)
         try:
