@@ -96,6 +96,27 @@ def test_a_new_folder_is_a_new_integration(extra_integrations_dir):
     rows = {r["name"]: r for r in json.loads(listed.stdout)["integrations"]}
     assert rows["echo_one"]["configured"] is False
     assert rows["echo_one"]["missing"] == ["ECHO_TEST_URL"]
+    commands = CliRunner().invoke(build_cli(), ["echo_one", "--help"])
+    assert commands.exit_code == 0
+    assert all(name in commands.output for name in ("submit", "status", "retry-failed"))
+
+    from event_importer.api import create_app
+
+    paths = create_app().openapi()["paths"]
+    assert "post" in paths["/integrations/echo_one/submit"]
+    assert "get" in paths["/integrations/echo_one/status"]
+
+    import dagster as dg
+
+    from event_importer.defs import build_defs
+
+    defs = build_defs()
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert {"echo_one/selected_events", "echo_one/payloads", "echo_one/submission_results"} <= keys
+    assert defs.resolve_job_def("echo_one_submit_job").name == "echo_one_submit_job"
+    assert any(s.name.startswith("echo_one_") for s in defs.schedules or [])
+    assert any(s.name.startswith("echo_one_") for s in defs.sensors or [])
+    dg.Definitions.validate_loadable(defs)
 
 
 def test_a_broken_integration_is_reported_and_the_others_still_load(extra_integrations_dir):
