@@ -128,28 +128,33 @@ class SubmissionLedger:
             self._release_stale(session, ids)
             now = utcnow()
             rows = [
-                {
-                    "event_cache_id": r.event_id,
-                    "service_name": self.service_name,
-                    "status": SubmissionStatus.PENDING.value,
-                    "attempt": r.seen_attempts + 1,
-                    "data_hash": r.data_hash,
-                    "run_id": self.run_id,
-                    "claimed_by": self.owner,
-                    "created_at": now,
-                }
+                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, SubmissionStatus.PENDING, now)
                 for r in requests
             ]
             claimed = {
                 event_id: (submission_id, attempt)
-                for submission_id, event_id, attempt in session.execute(self._insert_claims(session, rows))
+                for submission_id, event_id, attempt in session.execute(self._insert_attempts(session, rows))
             }
         return [
             Claim(claimed[r.event_id][0], r.event_id, claimed[r.event_id][1]) if r.event_id in claimed else None
             for r in requests
         ]
 
-    def _insert_claims(self, session: Session, rows: list[dict[str, Any]]) -> Any:
+    def _attempt_row(
+        self, event_id: int, data_hash: str, seen_attempts: int, status: SubmissionStatus, now: dt.datetime
+    ) -> dict[str, Any]:
+        return {
+            "event_cache_id": event_id,
+            "service_name": self.service_name,
+            "status": status.value,
+            "attempt": seen_attempts + 1,
+            "data_hash": data_hash,
+            "run_id": self.run_id,
+            "claimed_by": self.owner,
+            "created_at": now,
+        }
+
+    def _insert_attempts(self, session: Session, rows: list[dict[str, Any]]) -> Any:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         # No conflict target: a clash on either unique index means another run has the event.
         return (
@@ -229,23 +234,12 @@ class SubmissionLedger:
         with self.database.session() as session:
             now = utcnow()
             rows = [
-                {
-                    "event_cache_id": r.event_id,
-                    "service_name": self.service_name,
-                    "status": r.status.value,
-                    "attempt": r.seen_attempts + 1,
-                    "data_hash": r.data_hash,
-                    "run_id": self.run_id,
-                    "claimed_by": self.owner,
-                    "created_at": now,
-                    "finished_at": now,
-                    "response": r.response,
-                    "error": r.error,
-                }
+                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now)
+                | {"finished_at": now, "response": r.response, "error": r.error}
                 for r in records
             ]
             written = {
                 event_id: submission_id
-                for submission_id, event_id, _ in session.execute(self._insert_claims(session, rows))
+                for submission_id, event_id, _ in session.execute(self._insert_attempts(session, rows))
             }
         return [written.get(r.event_id) for r in records]
