@@ -39,7 +39,7 @@ class PlainSubmitter(BaseSubmitter):
         return SVC
 
     def _create_client(self) -> BaseClient:
-        return PlainClient(self.url, timeout=self.request_timeout, max_attempts=self.max_attempts)
+        return PlainClient(self.url, options=self.client_options)
 
     def _create_transformer(self) -> BaseTransformer:
         return PlainTransformer()

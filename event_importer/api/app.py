@@ -26,7 +26,7 @@ def create_app() -> FastAPI:
         problems = [
             {"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
         ]
-        return JSONResponse({"detail": problems}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return JSONResponse({"detail": problems}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="body is not UTF-8 text") from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="body is not UTF-8 text") from None
         database = get_database(get_settings().resolved_database_url)
         from starlette.concurrency import run_in_threadpool
 
@@ -53,7 +53,7 @@ def create_app() -> FastAPI:
         body = {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
         loaded = report.new + report.updated + report.unchanged
         code = status.HTTP_200_OK if not report.invalid else (
-            status.HTTP_207_MULTI_STATUS if loaded else status.HTTP_422_UNPROCESSABLE_ENTITY
+            status.HTTP_207_MULTI_STATUS if loaded else status.HTTP_422_UNPROCESSABLE_CONTENT
         )
         return JSONResponse(body, status_code=code)
 

@@ -48,7 +48,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
                 trigger="api",
             )
         except (UnknownSelectorError, UsageError) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
         except (ConfigurationError, EventImporterError) as exc:
             # Misconfigured, or another run of this integration is active: the request was fine.
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None

@@ -1,12 +1,11 @@
 """Bearer-token check and request size limit for the API."""
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from event_importer.settings import get_settings
 
@@ -25,35 +24,47 @@ def require_token(request: Request) -> None:
         )
 
 
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Refuse bodies over the limit before reading them, by Content-Length or by counting."""
+class BodySizeLimit:
+    """Refuse request bodies over the limit: by Content-Length up front, or by counting as they stream.
 
-    def __init__(self, app: object, max_bytes: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    A plain ASGI middleware, so the body passes through to the endpoint untouched (chunked too).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        declared = request.headers.get("content-length")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return self._too_large()
-        if request.method in ("POST", "PUT", "PATCH") and declared is None:
-            size = 0
-            chunks = []
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    return self._too_large()
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
 
-            async def receive() -> dict[str, object]:
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
 
-            request = Request(request.scope, receive)
-        return await call_next(request)
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
 
-    def _too_large(self) -> Response:
-        return JSONResponse(
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
             {"detail": f"request body larger than {self.max_bytes} bytes"},
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
         )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    """Raised inside the app when the streamed body passes the limit (before any response started)."""

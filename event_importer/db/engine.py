@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from event_importer.db.models import Base
@@ -58,7 +58,15 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_db_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except DBAPIError as exc:
+            self.engine.dispose()
+            where = make_url(url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise ConfigurationError(
+                f"EVENT_IMPORTER_DATABASE_URL: cannot use the database {where}: {reason}"
+            ) from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

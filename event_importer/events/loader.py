@@ -23,6 +23,7 @@ from event_importer.events.model import EventData, describe_validation_error
 
 CHUNK_SIZE = 1000
 SAMPLES = "sample_events.json"
+TOO_DEEP = "not valid JSON: nested too deeply to be an event"
 
 
 def data_hash(data: dict[str, Any]) -> str:
@@ -60,7 +61,8 @@ def read_records(path: Path) -> Iterator[Record | InvalidRecord]:
     """Each record of a JSON object, JSON array or JSON Lines file, with its location."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: files saved by spreadsheet tools and Windows editors start with a byte order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         yield InvalidRecord(name, f"cannot read file: {exc}")
         return
@@ -69,6 +71,7 @@ def read_records(path: Path) -> Iterator[Record | InvalidRecord]:
 
 def parse_records(text: str, name: str) -> Iterator[Record | InvalidRecord]:
     """Records from text holding one JSON value or JSON Lines; `name` prefixes each location."""
+    text = text.removeprefix("\ufeff")
     stripped = text.lstrip()
     if not stripped:
         yield InvalidRecord(name, "no events: the file is empty")
@@ -79,12 +82,15 @@ def parse_records(text: str, name: str) -> Iterator[Record | InvalidRecord]:
         except json.JSONDecodeError as exc:
             yield InvalidRecord(f"{name}:{exc.lineno}", f"not valid JSON: {exc.msg} (column {exc.colno})")
             return
+        except RecursionError:
+            yield InvalidRecord(name, TOO_DEEP)
+            return
         for index, item in enumerate(array):
             yield f"{name}[{index}]", item
         return
     try:
         single = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         yield from _json_lines(text, name)
         return
     yield name, single
@@ -98,6 +104,8 @@ def _json_lines(text: str, name: str) -> Iterator[Record | InvalidRecord]:
             yield f"{name}:{lineno}", json.loads(line)
         except json.JSONDecodeError as exc:
             yield InvalidRecord(f"{name}:{lineno}", f"not valid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            yield InvalidRecord(f"{name}:{lineno}", TOO_DEEP)
 
 
 def validate_record(location: str, value: Any) -> EventData | InvalidRecord:

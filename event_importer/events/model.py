@@ -6,18 +6,29 @@ and still be useful to another, so such gaps are reported by the destination's t
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 # Descriptions beyond this are almost certainly scraping accidents; no destination takes them.
 MAX_TEXT_LENGTH = 100_000
 MAX_URL_LENGTH = 2_048
 
 
-_WHITESPACE = re.compile(r"\s")
+# Whitespace breaks URLs; NUL is not storable as text (PostgreSQL rejects it).
+_WHITESPACE = re.compile(r"[\s\x00]")
 
 
 def check_http_url(value: str | None) -> str | None:
@@ -40,6 +51,18 @@ def check_http_url(value: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(value):
         raise ValueError("must be an absolute http(s) URL")
     return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (U+0000), which cannot be stored as text")
+    return value
+
+
+ShortText = Annotated[str, StringConstraints(max_length=1_000), AfterValidator(_no_nul)]
+LongText = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
+# Lineups of festivals run long, but not to thousands of acts.
+MAX_LIST_ITEMS = 500
 
 
 class _Model(BaseModel):
@@ -91,10 +114,10 @@ class Coordinates(_Model):
 
 
 class Location(_Model):
-    address: str | None = None
-    city: str | None = None
-    state: str | None = None
-    country: str | None = None
+    address: ShortText | None = None
+    city: ShortText | None = None
+    state: ShortText | None = None
+    country: ShortText | None = None
     coordinates: Coordinates | None = None
 
 
@@ -108,20 +131,20 @@ class Images(_Model):
 class EventData(_Model):
     """One imported event. `source_url` identifies it in the event cache."""
 
-    title: str | None = Field(default=None, max_length=1_000)
-    venue: str | None = Field(default=None, max_length=1_000)
+    title: ShortText | None = None
+    venue: ShortText | None = None
     date: dt.date | None = None
     end_date: dt.date | None = None
     time: EventTime | None = None
-    promoters: list[str] = Field(default_factory=list)
-    lineup: list[str] = Field(default_factory=list)
-    long_description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
-    short_description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
-    genres: list[str] = Field(default_factory=list)
+    promoters: list[ShortText] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    lineup: list[ShortText] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    long_description: LongText | None = None
+    short_description: LongText | None = None
+    genres: list[ShortText] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     location: Location | None = None
     images: Images | None = None
     minimum_age: int | None = Field(default=None, ge=0, le=120)
-    cost: str | None = Field(default=None, max_length=1_000)
+    cost: ShortText | None = None
     ticket_url: str | None = None
     source_url: str
     imported_at: dt.datetime | None = None

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 from types import TracebackType
@@ -41,6 +42,20 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How a client sends, the same knobs for every integration (from its settings)."""
+
+    timeout: float = 30.0
+    max_attempts: int = 4
+    # Requests per second across the run, retries included; None: limited by concurrency alone.
+    rate_limit: float | None = None
+    max_concurrency: int = 32
+
+
+DEFAULT_OPTIONS = ClientOptions()
 
 
 class BaseSelector(ABC):
@@ -156,6 +171,16 @@ class BaseSubmitter(ABC):
             return self.selectors[name]
         except KeyError:
             raise UnknownSelectorError(name, sorted(self.selectors)) from None
+
+    @property
+    def client_options(self) -> ClientOptions:
+        """The integration's settings for its client, falling back to the project-wide ones."""
+        return ClientOptions(
+            timeout=self.request_timeout,
+            max_attempts=self.max_attempts,
+            rate_limit=self.settings.rate_limit,
+            max_concurrency=self.max_concurrency,
+        )
 
     @property
     def max_concurrency(self) -> int:

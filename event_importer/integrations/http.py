@@ -17,7 +17,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -26,7 +26,7 @@ from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
 
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
-from event_importer.integrations.base import BaseClient
+from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -43,32 +43,39 @@ class HttpClient(BaseClient):
         service_name: str,
         base_url: str,
         headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-        max_attempts: int = 4,
-        rate_limit: float | None = None,
-        max_connections: int = 32,
+        options: ClientOptions = DEFAULT_OPTIONS,
+        secrets: Sequence[str | None] = (),
     ) -> None:
+        """
+        Args:
+            service_name: the integration's name, used in every error message.
+            base_url: prefix of every request path.
+            headers: sent with every request.
+            options: timeout, attempts, rate limit and connections (from the integration's settings).
+            secrets: values (keys, passwords) that must never appear in an error or a recorded answer,
+                even when the destination echoes them back.
+        """
         self.service_name = service_name
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.rate_limit = rate_limit
-        self.max_connections = max_connections
+        self.options = options
+        self.timeout = options.timeout
+        self.max_attempts = options.max_attempts
+        self._secrets = [secret for secret in secrets if secret]
         self._http: httpx.AsyncClient | None = None
         self._limiter: AsyncLimiter | None = None
 
     def _open(self) -> httpx.AsyncClient:
         if self._http is None:
-            limits = httpx.Limits(max_connections=self.max_connections)
+            limits = httpx.Limits(max_connections=self.options.max_concurrency)
             self._http = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=self.headers,
                 timeout=self.timeout,
                 transport=AiohttpTransport(limits=limits),
             )
-            if self.rate_limit:
-                self._limiter = AsyncLimiter(self.rate_limit, 1.0)
+            if self.options.rate_limit:
+                self._limiter = AsyncLimiter(self.options.rate_limit, 1.0)
         return self._http
 
     async def aclose(self) -> None:
@@ -91,17 +98,38 @@ class HttpClient(BaseClient):
         attempt = 1
         while True:
             try:
-                return await self._once(http, method, path, content, headers)
+                answer: dict[str, Any] = self._scrub(await self._once(http, method, path, content, headers))
+                return answer
             except RetryableSubmissionError as exc:
                 if attempt >= self.max_attempts:
-                    raise type(exc)(
-                        f"{exc} (gave up after {attempt} attempts)",
-                        status=exc.status,
-                        api_message=exc.api_message,
-                        retry_after=exc.retry_after,
-                    ) from exc
+                    raise self._scrub_error(exc, f" (gave up after {attempt} attempts)") from None
                 await asyncio.sleep(self._delay(attempt, exc.retry_after))
                 attempt += 1
+            except SubmissionError as exc:
+                raise self._scrub_error(exc) from None
+
+    def _scrub(self, value: Any) -> Any:
+        """`value` with every secret replaced by `***` in its strings."""
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {self._scrub(k): self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(item) for item in value]
+        return value
+
+    def _scrub_error(self, exc: SubmissionError, suffix: str = "") -> SubmissionError:
+        """The same error with secrets removed from its texts (a destination may echo a key back)."""
+        message, api_message = self._scrub(str(exc)) + suffix, self._scrub(exc.api_message)
+        if isinstance(exc, RetryableSubmissionError):
+            return RetryableSubmissionError(
+                message, status=exc.status, api_message=api_message, retry_after=exc.retry_after
+            )
+        return type(exc)(message, status=exc.status, api_message=api_message)
 
     async def _once(
         self,

@@ -25,7 +25,8 @@ class EventRef:
 
     @property
     def title(self) -> str:
-        return str(self.data.get("title") or "")
+        # A row written by another tool may hold anything; the transformer reports what is wrong.
+        return str(self.data.get("title") or "") if isinstance(self.data, dict) else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,14 @@ import time
 import pytest
 
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError
+from event_importer.integrations.base import ClientOptions
 from event_importer_tests.factories import PlainClient
 from event_importer_tests.standin import Fault
 
 
 def post(server, body=None, **options):
     async def run():
-        async with PlainClient(server.url, **options) as client:
+        async with PlainClient(server.url, options=ClientOptions(**options)) as client:
             return await client.submit(body or {"title": "x"})
 
     return asyncio.run(run())
@@ -89,7 +90,7 @@ def test_connection_refused_is_transient_and_named():
 
 def test_rate_limit_spaces_requests(stand_in):
     async def run():
-        async with PlainClient(stand_in.url, rate_limit=20) as client:
+        async with PlainClient(stand_in.url, options=ClientOptions(rate_limit=20)) as client:
             await asyncio.gather(*(client.submit({"n": i}) for i in range(30)))
 
     started = time.monotonic()

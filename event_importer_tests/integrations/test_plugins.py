@@ -116,8 +116,8 @@ PLUGIN_FILES = {
                     service_name=self.service_name,
                     base_url=self.settings.url or "",
                     headers={"Authorization": f"Bearer {token}"},
-                    timeout=self.request_timeout,
-                    max_attempts=self.max_attempts,
+                    options=self.client_options,
+                    secrets=[token],
                 )
 
             def _create_transformer(self) -> BaseTransformer:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.http import HttpClient
 
 SERVICE_NAME = "caldav"
@@ -37,10 +38,7 @@ class CalDavClient(HttpClient):
         url: str | None,
         username: str | None,
         password: str | None,
-        timeout: float = 30.0,
-        max_attempts: int = 4,
-        rate_limit: float | None = None,
-        max_connections: int = 32,
+        options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._collection = (url or "").rstrip("/") + "/"
         self._url = url
@@ -49,10 +47,8 @@ class CalDavClient(HttpClient):
         super().__init__(
             service_name=SERVICE_NAME,
             base_url=url or "",
-            timeout=timeout,
-            max_attempts=max_attempts,
-            rate_limit=rate_limit,
-            max_connections=max_connections,
+            options=options,
+            secrets=[password],
         )
 
     def __repr__(self) -> str:

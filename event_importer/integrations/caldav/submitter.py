@@ -35,10 +35,7 @@ class CalDavSubmitter(BaseSubmitter):
             url=self.settings.url,
             username=self.settings.username,
             password=password,
-            timeout=self.request_timeout,
-            max_attempts=self.max_attempts,
-            rate_limit=self.settings.rate_limit,
-            max_connections=self.max_concurrency,
+            options=self.client_options,
         )
 
     def _create_transformer(self) -> BaseTransformer:

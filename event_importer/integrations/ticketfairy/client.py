@@ -3,6 +3,7 @@
 from typing import Any
 
 from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.http import HttpClient
 
 
@@ -15,20 +16,15 @@ class TicketFairyClient(HttpClient):
         api_key: str | None,
         api_url: str,
         origin: str,
-        timeout: float = 30.0,
-        max_attempts: int = 4,
-        rate_limit: float | None = None,
-        max_connections: int = 32,
+        options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._api_key = api_key
         super().__init__(
             service_name="ticketfairy",
             base_url=api_url,
             headers={"Accept": "application/json", "Origin": origin},
-            timeout=timeout,
-            max_attempts=max_attempts,
-            rate_limit=rate_limit,
-            max_connections=max_connections,
+            options=options,
+            secrets=[api_key],
         )
 
     def __repr__(self) -> str:

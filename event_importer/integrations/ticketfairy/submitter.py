@@ -21,10 +21,7 @@ class TicketFairySubmitter(BaseSubmitter):
             api_key=key,
             api_url=self.settings.api_url,
             origin=self.settings.origin,
-            timeout=self.request_timeout,
-            max_attempts=self.max_attempts,
-            rate_limit=self.settings.rate_limit,
-            max_connections=self.max_concurrency,
+            options=self.client_options,
         )
 
     def _create_transformer(self) -> BaseTransformer:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.http import HttpClient
 
 SERVICE_NAME = "webhook"
@@ -112,10 +113,7 @@ class WebhookClient(HttpClient):
         *,
         url: str | None,
         secret: str | None,
-        timeout: float = 30.0,
-        max_attempts: int = 4,
-        rate_limit: float | None = None,
-        max_connections: int = 32,
+        options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._url = url
         self._secret = secret
@@ -124,10 +122,8 @@ class WebhookClient(HttpClient):
             # Requests go to the absolute URL as given: a base URL would gain a trailing slash.
             base_url=url or "",
             headers={"Accept": "application/json", "User-Agent": "event-importer-webhook"},
-            timeout=timeout,
-            max_attempts=max_attempts,
-            rate_limit=rate_limit,
-            max_connections=max_connections,
+            options=options,
+            secrets=[secret],
         )
 
     def __repr__(self) -> str:

@@ -19,10 +19,7 @@ class WebhookSubmitter(BaseSubmitter):
         return WebhookClient(
             url=self.settings.url,
             secret=secret,
-            timeout=self.request_timeout,
-            max_attempts=self.max_attempts,
-            rate_limit=self.settings.rate_limit,
-            max_connections=self.max_concurrency,
+            options=self.client_options,
         )
 
     def _create_transformer(self) -> BaseTransformer:

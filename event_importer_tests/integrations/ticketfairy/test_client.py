@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from event_importer.errors import ConfigurationError, RejectedSubmissionError
+from event_importer.integrations.base import ClientOptions
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer_tests.conftest import TEST_API_KEY
@@ -24,7 +25,9 @@ def send(client: TicketFairyClient, body=DRAFT):
 
 
 def client_for(server, key=TEST_API_KEY, **kwargs) -> TicketFairyClient:
-    return TicketFairyClient(api_key=key, api_url=server.url, origin="https://promoter.example.org", **kwargs)
+    return TicketFairyClient(
+        api_key=key, api_url=server.url, origin="https://promoter.example.org", options=ClientOptions(**kwargs)
+    )
 
 
 def test_posts_the_draft_with_auth_origin_and_json_headers(stand_in):

@@ -1,0 +1,420 @@
+"""The HTTP API (issue 3 item 9, issue 4 item 7): health, loading events, triggering and watching
+TicketFairy submissions through Dagster, and the hardening around it: a bearer token when one is
+configured, request size limits (declared or chunked), 422 answers that name the field, 409 while
+another run of the job is active. The last test serves the API for real with uvicorn and talks to
+it over HTTP."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from event_importer.settings import get_settings
+from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.factories import event_data
+from event_importer_tests.standin import Fault
+
+TOKEN = "api-token-4b7e1c9d2a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NDJSON = {"Content-Type": "application/x-ndjson"}
+MAX_BODY = 4_000
+SUBMIT = "/integrations/ticketfairy/submit"
+STATUS = "/integrations/ticketfairy/status"
+VALID_SELECTORS = "valid selectors: all, changed, failed, pending, unsubmitted, upcoming, url"
+EVENT_IMPORTER = str(Path(sys.executable).parent / "event-importer")
+
+
+@pytest.fixture
+def dagster_home(isolated_settings: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DAGSTER_HOME unset, as for a new user: the API defaults it under EVENT_IMPORTER_HOME (restored afterwards)."""
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    monkeypatch.delenv("DAGSTER_HOME")
+    return isolated_settings / "dagster"
+
+
+def make_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> TestClient:
+    from event_importer.api import create_app
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client(stand_in, dagster_home, monkeypatch) -> Iterator[TestClient]:
+    """No token configured; TicketFairy pointed at the stand-in with the right key and no retries."""
+    with make_client(
+        monkeypatch,
+        TICKETFAIRY_API_URL=stand_in.url,
+        TICKETFAIRY_API_KEY=TEST_API_KEY,
+        TICKETFAIRY_MAX_ATTEMPTS="1",
+        EVENT_IMPORTER_API_MAX_BODY_BYTES=str(MAX_BODY),
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def guarded(stand_in, dagster_home, monkeypatch) -> Iterator[TestClient]:
+    """The same with EVENT_IMPORTER_API_TOKEN set."""
+    with make_client(
+        monkeypatch,
+        TICKETFAIRY_API_URL=stand_in.url,
+        TICKETFAIRY_API_KEY=TEST_API_KEY,
+        EVENT_IMPORTER_API_TOKEN=TOKEN,
+    ) as test_client:
+        yield test_client
+
+
+def jsonl(*events: dict) -> str:
+    import json
+
+    return "\n".join(json.dumps(e) for e in events) + "\n"
+
+
+# -- health and events -------------------------------------------------------------------------------
+
+
+def test_health(client):
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ok" and body["version"]
+    assert "ticketfairy" in body["integrations"] and body["failed_integrations"] == []
+
+
+def test_post_events_takes_an_object_an_array_and_json_lines(client):
+    one, two, three, four = (event_data() for _ in range(4))
+    answers = [
+        client.post("/events", json=one),
+        client.post("/events", json=[two, three]),
+        client.post("/events", content=jsonl(four, {**one, "title": "Renamed"}), headers=NDJSON),
+        client.post("/events", json=[two]),
+    ]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert [{k: a.json()[k] for k in ("new", "updated", "unchanged", "invalid")} for a in answers] == [
+        {"new": 1, "updated": 0, "unchanged": 0, "invalid": 0},
+        {"new": 2, "updated": 0, "unchanged": 0, "invalid": 0},
+        {"new": 1, "updated": 1, "unchanged": 0, "invalid": 0},
+        {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0},
+    ]
+    assert all(a.json()["errors"] == [] for a in answers)
+    assert client.get(STATUS).json()["events"] == 4
+
+
+def test_mixed_valid_and_invalid_records_answer_207_with_each_location_and_reason(client):
+    good = [event_data(), event_data()]
+    array = client.post("/events", json=[good[0], {"title": "no url"}, {**event_data(), "date": "2027-02-30"}])
+    assert array.status_code == 207
+    assert array.json()["new"] == 1
+    errors = {e["location"]: e["reason"] for e in array.json()["errors"]}
+    assert errors.keys() == {"body[1]", "body[2]"}
+    assert errors["body[1]"] == "source_url: Field required"
+    assert errors["body[2]"].startswith("date: Input should be a valid date")
+
+    lines = client.post("/events", content=jsonl(good[1]) + "{broken\n" + '{"source_url": "javascript:x"}\n')
+    assert lines.status_code == 207
+    errors = {e["location"]: e["reason"] for e in lines.json()["errors"]}
+    assert errors["body:2"].startswith("not valid JSON")
+    assert errors["body:3"] == "source_url: must be an absolute http(s) URL"
+
+
+@pytest.mark.parametrize(
+    ("content", "location", "reason"),
+    [
+        (b'[{"title": "no url"}]', "body[0]", "source_url: Field required"),
+        (b"{broken", "body:1", "not valid JSON"),
+        (b"", "body", "no events: the file is empty"),
+        (b"[1]", "body[0]", "an event must be a JSON object, got int"),
+    ],
+    ids=["no-url", "not-json", "empty", "not-an-object"],
+)
+def test_all_invalid_answers_422(client, content, location, reason):
+    answer = client.post("/events", content=content)
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert error["location"] == location and error["reason"].startswith(reason)
+    assert answer.json()["new"] == 0
+
+
+def test_a_record_the_loader_cannot_parse_answers_422_not_500(client):
+    """A JSON line nested deeper than Python's recursion limit makes json.loads raise RecursionError."""
+    deep = "[" * 1_500 + "]" * 1_500
+    answer = client.post("/events", content=jsonl(event_data()) + deep + "\n")
+    assert answer.status_code == 207, answer.text
+    [error] = answer.json()["errors"]
+    assert error["location"] == "body:2" and error["reason"].startswith("not valid JSON")
+
+
+def test_a_body_that_is_not_utf8_answers_422(client):
+    answer = client.post("/events", content="{\"title\": \"caf\xe9\"}".encode("latin-1"))
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "body is not UTF-8 text"
+
+
+# -- size limits -------------------------------------------------------------------------------------
+
+
+def big_body() -> bytes:
+    return jsonl(*(event_data(long_description="x" * 500) for _ in range(10))).encode()
+
+
+def chunks(data: bytes, size: int = 1_000) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_a_body_over_the_limit_answers_413_by_content_length_and_when_chunked(client):
+    body = big_body()
+    assert len(body) > MAX_BODY
+    declared = client.post("/events", content=body)
+    assert declared.status_code == 413
+    assert declared.json()["detail"] == f"request body larger than {MAX_BODY} bytes"
+    chunked = client.post("/events", content=chunks(body))
+    assert chunked.request.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413
+    assert client.get(STATUS).json()["events"] == 0
+
+
+def test_a_chunked_body_under_the_limit_reaches_the_endpoint_whole(client):
+    """The size check reads a body without Content-Length to count it; the endpoint must still get all of it."""
+    small = jsonl(event_data(), event_data()).encode()
+    answer = client.post("/events", content=chunks(small, 100))
+    assert answer.request.headers.get("transfer-encoding") == "chunked"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["new"] == 2
+
+
+def test_a_malformed_content_length_is_refused(client):
+    answer = client.post("/events", content=b"{}", headers={"Content-Length": "abc"})
+    assert answer.status_code in (400, 413)
+
+
+# -- bearer token ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [("post", "/events", [event_data()]), ("post", SUBMIT, {"dry_run": True}), ("get", STATUS, None)],
+    ids=["events", "submit", "status"],
+)
+def test_the_token_is_required_everywhere_but_health(guarded, method, path, payload):
+    def call(headers: dict) -> httpx.Response:
+        return guarded.request(method, path, json=payload, headers=headers)
+
+    refused = [
+        call({}),
+        call({"Authorization": "Bearer wrong-token"}),
+        call({"Authorization": f"Bearer {TOKEN}x"}),
+        call({"Authorization": f"Basic {TOKEN}"}),
+        call({"Authorization": TOKEN}),
+        call({"Authorization": "Bearer ünï".encode("latin-1")}),
+    ]
+    for answer in refused:
+        assert answer.status_code == 401, answer.text
+        assert answer.json() == {"detail": "missing or wrong bearer token"}
+        assert answer.headers["www-authenticate"] == "Bearer"
+        assert TOKEN not in answer.text
+    assert guarded.get(STATUS).json() == {"detail": "missing or wrong bearer token"}
+    # Nothing was done on a refused call.
+    assert guarded.get(STATUS, headers=AUTH).json()["events"] == 0
+    accepted = call(AUTH)
+    assert accepted.status_code == 200, accepted.text
+    assert call({"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    assert guarded.get("/health").status_code == 200
+
+
+# -- submissions -------------------------------------------------------------------------------------
+
+
+def test_submit_runs_the_job_and_answers_run_id_counts_and_results(client, stand_in, dagster_home):
+    events = [event_data(), event_data(), event_data()]
+    stand_in.add_fault(Fault.reject(422, "Venue is unknown"), match=events[1]["source_url"], times=None)
+    assert client.post("/events", json=events).status_code == 200
+
+    answer = client.post(SUBMIT, json={})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["counts"] == {
+        "selected": 3, "transformed": 3, "invalid": 0, "submitted": 2, "failed": 1, "dry_run": 0, "skipped": 0,
+    }
+    results = {r["source_url"]: r for r in body["results"]}
+    assert results[events[0]["source_url"]]["outcome"] == "success"
+    failed = results[events[1]["source_url"]]
+    assert (failed["outcome"], failed["http_status"], failed["attempt"]) == ("failed", 422, 1)
+    assert failed["error"] == "HTTP 422 from ticketfairy: Venue is unknown"
+    assert body["success"] is True and body["error"] is None
+    assert len(stand_in.accepted) == 2
+
+    status = client.get(STATUS)
+    assert status.status_code == 200
+    assert {k: status.json()[k] for k in ("events", "success", "failed", "unsubmitted", "pending")} == {
+        "events": 3, "success": 2, "failed": 1, "unsubmitted": 0, "pending": 0,
+    }
+
+    dry = client.post(SUBMIT, json={"selector": "failed", "dry_run": True, "limit": 5})
+    assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
+
+    # Both runs are in the instance's run history, tagged as started by the API.
+    assert os.environ["DAGSTER_HOME"] == str(dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        expected = [(body["run_id"], "unsubmitted", "false"), (dry.json()["run_id"], "failed", "true")]
+        for run_id, selector, dry_run in expected:
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.job_name == "ticketfairy_submit_job"
+            assert run.status is dg.DagsterRunStatus.SUCCESS
+            assert run.tags["event-importer/trigger"] == "api"
+            assert run.tags["event-importer/selector"] == selector
+            assert run.tags["event-importer/dry_run"] == dry_run
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        ({"limit": 0}, "body.limit", "Input should be greater than or equal to 1"),
+        ({"dry_run": "perhaps-not"}, "body.dry_run", "Input should be a valid boolean"),
+        ({"selectr": "failed"}, "body.selectr", "Extra inputs are not permitted"),
+        ({"limit": "many"}, "body.limit", "Input should be a valid integer"),
+    ],
+    ids=["limit-0", "dry-run-not-bool", "unknown-field", "limit-not-int"],
+)
+def test_validation_errors_answer_422_naming_the_field_without_echoing_it(client, payload, field, reason):
+    answer = client.post(SUBMIT, json=payload)
+    assert answer.status_code == 422
+    problems = answer.json()["detail"]
+    assert {"field": field, "reason": reason} in [{**p, "reason": p["reason"][: len(reason)]} for p in problems]
+    for value in payload.values():
+        if isinstance(value, str):
+            assert value not in answer.text
+
+
+def test_a_body_that_is_not_a_json_object_answers_422(client):
+    answer = client.post(SUBMIT, content=b"{oops", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["field"].startswith("body")
+
+
+def test_a_wrong_selector_answers_422_listing_the_valid_ones_and_records_nothing(client, dagster_home):
+    answer = client.post(SUBMIT, json={"selector": "bogus"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == f"unknown selector 'bogus'; {VALID_SELECTORS}"
+    no_url = client.post(SUBMIT, json={"selector": "url"})
+    assert no_url.status_code == 422 and "needs a url" in no_url.json()["detail"]
+    if (dagster_home / "dagster.yaml").exists():
+        with dg.DagsterInstance.get() as instance:
+            assert instance.get_runs_count() == 0
+
+
+def test_submit_without_an_api_key_answers_409_and_sends_nothing(client, stand_in, monkeypatch):
+    monkeypatch.delenv("TICKETFAIRY_API_KEY")
+    assert client.post("/events", json=[event_data()]).status_code == 200
+    answer = client.post(SUBMIT, json={})
+    assert answer.status_code == 409
+    detail = answer.json()["detail"]
+    assert detail["error"].startswith("ticketfairy: TICKETFAIRY_API_KEY not set") and detail["run_id"]
+    assert stand_in.requests_seen == 0
+
+
+def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dagster_home, tmp_path):
+    """A CLI run in another process holds the job: the API refuses rather than run beside it."""
+    events = [event_data() for _ in range(4)]
+    assert client.post("/events", json=events).status_code == 200
+    stand_in.latency = 0.5
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_HOME")}
+    env |= {"EVENT_IMPORTER_MAX_CONCURRENCY": "1"}
+    cli = subprocess.Popen(
+        [EVENT_IMPORTER, "ticketfairy", "submit", "--json"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not stand_in.requests_seen:
+            assert cli.poll() is None and time.monotonic() < deadline, cli.stderr.read() if cli.stderr else ""
+            time.sleep(0.02)
+        answer = client.post(SUBMIT, json={})
+        assert answer.status_code == 409, answer.text
+        assert "ticketfairy_submit_job already has an active run" in answer.json()["detail"]
+        assert "started by cli" in answer.json()["detail"]
+    finally:
+        out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    stand_in.latency = 0.0
+    after = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
+    assert after.status_code == 200 and after.json()["counts"]["dry_run"] == 4
+    assert len(stand_in.accepted) == 4
+
+
+# -- served for real ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settings, monkeypatch):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETFAIRY_", "DAGSTER_HOME"))}
+    env |= {
+        "TICKETFAIRY_API_URL": stand_in.url,
+        "TICKETFAIRY_API_KEY": TEST_API_KEY,
+        "EVENT_IMPORTER_API_TOKEN": TOKEN,
+        "EVENT_IMPORTER_API_MAX_BODY_BYTES": str(MAX_BODY),
+    }
+    server = subprocess.Popen(
+        [EVENT_IMPORTER, "api", "--port", str(port)], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                try:
+                    health = http.get("/health")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the API did not start"
+                    time.sleep(0.1)
+            assert health.status_code == 200 and "ticketfairy" in health.json()["integrations"]
+            assert http.post(SUBMIT, json={}).status_code == 401
+
+            events = [event_data(), event_data()]
+            loaded = http.post("/events", json=events, headers=AUTH)
+            assert loaded.status_code == 200 and loaded.json()["new"] == 2
+            too_big = http.post("/events", content=chunks(big_body()), headers=AUTH)
+            assert too_big.status_code == 413
+
+            answer = http.post(SUBMIT, json={}, headers=AUTH)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["counts"]["submitted"] == 2 and body["run_id"]
+            assert {a["body"]["data"]["attributes"]["url"] for a in stand_in.accepted} == {
+                e["source_url"] for e in events
+            }
+            assert http.get(STATUS, headers=AUTH).json()["success"] == 2
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    # uvicorn exits through the signal it caught once it has shut down cleanly.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in output
+    assert TOKEN not in output and TEST_API_KEY not in output
+    monkeypatch.setenv("DAGSTER_HOME", str(isolated_settings / "dagster"))
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(body["run_id"])
+        assert run is not None and run.tags["event-importer/trigger"] == "api"
