@@ -133,7 +133,7 @@ class SubmissionLedger:
             ]
             claimed = {
                 event_id: (submission_id, attempt)
-                for submission_id, event_id, attempt in session.execute(self._insert_attempts(session, rows))
+                for submission_id, event_id, attempt in self._insert_attempts(session, rows)
             }
         return [
             Claim(claimed[r.event_id][0], r.event_id, claimed[r.event_id][1]) if r.event_id in claimed else None
@@ -154,15 +154,17 @@ class SubmissionLedger:
             "created_at": now,
         }
 
-    def _insert_attempts(self, session: Session, rows: list[dict[str, Any]]) -> Any:
+    def _insert_attempts(self, session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
+        """Insert the rows that clash with no other attempt; (id, event id, attempt) of those inserted."""
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         # No conflict target: a clash on either unique index means another run has the event.
-        return (
+        # One statement for all rows, compiled once and cached (executemany with RETURNING).
+        statement = (
             insert(Submission)
-            .values(rows)
             .on_conflict_do_nothing()
             .returning(Submission.id, Submission.event_cache_id, Submission.attempt)
         )
+        return [(row[0], row[1], row[2]) for row in session.execute(statement, rows)]
 
     def attempt_counts(self, ids: list[int]) -> dict[int, int]:
         """Real (not dry-run) attempts so far per event, for callers that did not select the events."""
@@ -240,6 +242,6 @@ class SubmissionLedger:
             ]
             written = {
                 event_id: submission_id
-                for submission_id, event_id, _ in session.execute(self._insert_attempts(session, rows))
+                for submission_id, event_id, _ in self._insert_attempts(session, rows)
             }
         return [written.get(r.event_id) for r in records]
