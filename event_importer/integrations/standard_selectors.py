@@ -56,10 +56,23 @@ class FailedSelector(BaseSelector):
 
 
 class PendingSelector(BaseSelector):
-    """Events whose latest attempt is still pending, e.g. left behind by a killed run."""
+    """Events whose latest attempt is still pending, e.g. left behind by a killed run.
+
+    A pending attempt is always the latest real one (no run can claim an event while it has one),
+    so this asks for the pending row itself, which the partial index `uq_submissions_one_pending`
+    finds directly.
+    """
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        return _with_latest(service_name, SubmissionStatus.PENDING)
+        # A join rather than EXISTS, so the planner starts from the few pending rows, not every event.
+        return select(EventCache).join(
+            Submission,
+            and_(
+                Submission.event_cache_id == EventCache.id,
+                Submission.service_name == service_name,
+                Submission.status == SubmissionStatus.PENDING.value,
+            ),
+        )
 
 
 class ChangedSelector(BaseSelector):
