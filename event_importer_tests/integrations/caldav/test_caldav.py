@@ -292,3 +292,34 @@ def test_a_redirect_names_where_the_calendar_moved():
     assert info.value.status == 301
     assert str(info.value).endswith(f"(redirected to {moved}: set CALDAV_URL to the calendar's final URL)")
     assert client.resource_url("x@event-importer") == "https://dav.example.org/cal/x%40event-importer.ics"
+
+
+def test_cli_submit_then_changed_updates_the_one_entry(calendar_url, tmp_path, monkeypatch):
+    """`event-importer caldav submit` end to end through Dagster, then `--selector changed` after an
+    edit: still exactly one calendar entry, now with the new title."""
+    import json
+
+    from click.testing import CliRunner
+
+    from event_importer.cli.main import build_cli
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    runner = CliRunner()
+    source = tmp_path / "events.jsonl"
+    original = event_data(title="Club night")
+    source.write_text(json.dumps(original) + "\n")
+    assert runner.invoke(build_cli(), ["events", "load", str(source)]).exit_code == 0
+
+    first = runner.invoke(build_cli(), ["caldav", "submit", "--json"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    [(uid, _)] = read_back(calendar_url).items()
+
+    source.write_text(json.dumps({**original, "title": "Club night (sold out)"}) + "\n")
+    assert runner.invoke(build_cli(), ["events", "load", str(source)]).exit_code == 0
+    second = runner.invoke(build_cli(), ["caldav", "submit", "--selector", "changed", "--json"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["counts"]["submitted"] == 1
+
+    entries = read_back(calendar_url)
+    assert list(entries) == [uid]
+    assert str(entries[uid][1]["SUMMARY"]) == "Club night (sold out)"

@@ -280,3 +280,35 @@ def test_discovered_with_its_description():
     integration = discover().get("webhook")
     assert integration.submitter_class is WebhookSubmitter
     assert integration.description.startswith("Webhook: ")
+
+
+def test_cli_submit_then_changed_sends_created_then_updated(receiver, tmp_path, monkeypatch):
+    """`event-importer webhook submit` end to end: a Dagster run on the project instance, then the
+    `changed` selector after an edit sends one `updated` delivery for the same event."""
+    from click.testing import CliRunner
+
+    from event_importer.cli.main import build_cli
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    runner = CliRunner()
+    source = tmp_path / "events.jsonl"
+    original = event_data(title="Warehouse night")
+    source.write_text(json.dumps(original) + "\n")
+    assert runner.invoke(build_cli(), ["events", "load", str(source)]).exit_code == 0
+
+    first = runner.invoke(build_cli(), ["webhook", "submit", "--json"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["counts"]["submitted"] == 1
+
+    source.write_text(json.dumps({**original, "title": "Warehouse night (moved)"}) + "\n")
+    assert runner.invoke(build_cli(), ["events", "load", str(source)]).exit_code == 0
+    second = runner.invoke(build_cli(), ["webhook", "submit", "--selector", "changed", "--json"])
+    assert second.exit_code == 0, second.output
+
+    created, updated = receiver.received
+    assert (created.json["event"], updated.json["event"]) == ("created", "updated")
+    assert created.json["id"] == updated.json["id"]
+    assert updated.json["data"]["title"] == "Warehouse night (moved)"
+    for delivery in (created, updated):
+        assert verify_signature(SECRET, delivery.body, delivery.headers["webhook-signature"])
+    assert created.headers["idempotency-key"] != updated.headers["idempotency-key"]
