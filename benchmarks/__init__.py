@@ -1,0 +1,1 @@
+"""The event-importer benchmark harness: `python -m benchmarks` (see benchmarks/README.md)."""
