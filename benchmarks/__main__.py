@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import jobs, loading, memory, overhead, selection, throughput
-from benchmarks.common import RESULTS_DIR, REPO_ROOT, standin, temp_workdir
+from benchmarks.common import REPO_ROOT, RESULTS_DIR, standin, temp_workdir
 from benchmarks.data import ALL_TIMEZONES_ENV
 from benchmarks.report import (
     Row,
@@ -40,10 +40,10 @@ from benchmarks.report import (
 
 SECTIONS = ["throughput", "selection", "memory", "loading", "overhead"]
 
-FULL = {"events": 20_000, "serial_events": 500, "loop_events": 500, "selection_events": 1_000_000,
+FULL: dict[str, Any] = {"events": 20_000, "serial_events": 500, "loop_events": 500, "selection_events": 1_000_000,
         "first": 10_000, "memory": (10_000, 100_000), "loading_events": 100_000, "repeats": 2,
         "breakdown": True}
-QUICK = {"events": 500, "serial_events": 25, "loop_events": 25, "selection_events": 5_000,
+QUICK: dict[str, Any] = {"events": 500, "serial_events": 25, "loop_events": 25, "selection_events": 5_000,
          "first": 10_000, "memory": (1_000, 5_000), "loading_events": 5_000, "repeats": 1,
          "breakdown": False}
 
@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sizes = dict(QUICK if args.quick else FULL)
+    sizes: dict[str, Any] = dict(QUICK if args.quick else FULL)
     if args.events:
         sizes["events"] = args.events
     sections = args.only or SECTIONS
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     table = format_table(rows)
     print(table)
-    document = {
+    document: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
         "section_s": durations,
@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2, default=str))
     args.output.with_suffix(".md").write_text(markdown_table(rows) + "\n")
-    missed = [k for k, v in document["targets"].items() if v == "MISS"]
-    print(f"\n{len(document['targets']) - len(missed)} of {len(document['targets'])} targets met"
+    targets: dict[str, str] = document["targets"]
+    missed = [k for k, v in targets.items() if v == "MISS"]
+    print(f"\n{len(targets) - len(missed)} of {len(targets)} targets met"
           f"{'; missed: ' + '; '.join(missed) if missed else ''}")
     print(f"elapsed {elapsed:.0f} s; wrote {args.output} (and {args.output.with_suffix('.md').name})")
     return 1 if errors else 0

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -266,9 +265,10 @@ def read_run_timings(dagster_home: Path, run_id: str | None = None) -> RunTiming
                 raise RuntimeError(f"no run in the instance at {dagster_home}")
             record = records[0]
         else:
-            record = instance.get_run_record_by_id(run_id)
-            if record is None:
+            found = instance.get_run_record_by_id(run_id)
+            if found is None:
                 raise RuntimeError(f"run {run_id} not found in {dagster_home}")
+            record = found
         run = record.dagster_run
         wall = (record.end_time - record.start_time) if record.start_time and record.end_time else None
         starts: dict[str, float] = {}

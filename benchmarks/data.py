@@ -236,7 +236,8 @@ def submission_rows(hashes: list[str], expected: Expected) -> Iterator[tuple[Any
             digest = hashlib.sha256(f"old-{event_id}".encode()).hexdigest() if changed else hashes[index]
             finished = None if status == "pending" else _SQLITE_TIME
             http_status = {"failed": 422, "success": 201}.get(status)
-            response = '{"data": {"id": "%d", "type": "draft-events"}}' % next_id if status == "success" else None
+            answer = {"data": {"id": str(next_id), "type": "draft-events"}}
+            response = json.dumps(answer) if status == "success" else None
             error = "HTTP 422 from ticketfairy: venue is required" if status == "failed" else None
             yield (next_id, event_id, service, status, max(attempt, 1), digest, run_id, "benchhost:1",
                    _SQLITE_TIME, finished, http_status, response, error)

@@ -125,7 +125,8 @@ def run_job(
     if server is not None:
         server.reset()
         cpu_before = server.cpu_seconds()
-    process = run_process([*(wrap or []), *submit_command(*args)], env=job_env(home, server, concurrency), cwd=home.path)
+    command = [*(wrap or []), *submit_command(*args)]
+    process = run_process(command, env=job_env(home, server, concurrency), cwd=home.path)
     process.check()
     run_id = process.json()["run_id"] if as_json else None
     counts = process.json()["counts"] if as_json else {}

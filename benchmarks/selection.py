@@ -5,7 +5,7 @@ The harness side (`run`) builds or reuses the databases and starts one worker pr
 plus two more per database for memory: one streaming every event (`all`) and one selecting a single
 event (`url`), whose peak RSS is the baseline. The worker side (`python -m benchmarks.selection`)
 times, per selector, the first 10,000 events (a new session, clock from the query to the 10,000th
-`EventRef`) and all matches (another session), checks the count against what the generator expects,
+`EventRef`; the better of two) and all matches (another session), checks the count against what the generator expects,
 and records the query plan (EXPLAIN QUERY PLAN / EXPLAIN of the cursor) of the statement `select`
 actually sent, captured from the engine. On PostgreSQL the first rows are timed once more with JIT
 compilation off.
@@ -98,8 +98,14 @@ def worker(database_url: str, selectors: list[str], first: int, url_value: str, 
         entry: dict[str, Any] = {}
         sent.clear()
         if first:
-            with database.session() as session:
-                entry["first_count"], entry["first_s"] = _timed(stream(session), first)
+            # Twice, each in a new session, keeping the better: one stall of a shared server (or of
+            # the machine) should not decide a sub-second figure. Both samples stay in the JSON.
+            samples = []
+            for _ in range(2):
+                with database.session() as session:
+                    entry["first_count"], seconds = _timed(stream(session), first)
+                samples.append(seconds)
+            entry["first_s"], entry["first_samples"] = min(samples), samples
         if full:
             with database.session() as session:
                 entry["count"], entry["all_s"] = _timed(stream(session), None)

@@ -13,9 +13,8 @@ CPU seconds of the client and of the server process show which side is saturated
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import bench_env, rate, run_module, sqlite_url
+from benchmarks.common import StandIn, bench_env, rate, run_module, sqlite_url
 from benchmarks.jobs import SUBMIT_STEP, job_home, run_job, warm_up
-from benchmarks.common import StandIn
 
 
 def bare_clients(kinds: list[str], server: StandIn, events: int, concurrency: int, workdir: Path,
@@ -105,7 +104,7 @@ def breakdown(server: StandIn, *, events: int, concurrency: int, workdir: Path, 
     log(f"[throughput/breakdown] {events:,} events, latency {server.latency * 1000:g} ms, concurrency {concurrency}")
     home = job_home(workdir, f"breakdown-{server.latency * 1000:g}ms", events)
     server.reset()
-    result = run_module("breakdown", ["--database", str(home.database), "--events", str(events),
+    result: dict[str, Any] = run_module("breakdown", ["--database", str(home.database), "--events", str(events),
                                       "--concurrency", str(concurrency)],
                         env=job_env(home, server, concurrency), cwd=home.path)
     for name in ("client", "submit", "submit_release_at_answer", "ledger"):
