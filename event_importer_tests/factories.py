@@ -94,3 +94,16 @@ def attempt(database: Database, service: str, event_id: int, status: SubmissionS
     assert claim is not None
     if status is not SubmissionStatus.PENDING:
         ledger.finish([Outcome(claim.submission_id, status, error="boom" if status == "failed" else None)])
+
+
+def submission_rows(database: Database) -> list[tuple[Any, ...]]:
+    """Every ledger row as (event id, status, HTTP status, error, response), oldest first."""
+    from sqlalchemy import select
+
+    from event_importer.db.models import Submission
+
+    with database.session() as session:
+        return [
+            (r.event_cache_id, r.status, r.http_status, r.error, r.response)
+            for r in session.scalars(select(Submission).order_by(Submission.id))
+        ]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from event_importer.api.security import require_token
-from event_importer.errors import ConfigurationError, EventImporterError, UnknownSelectorError, UsageError
+from event_importer.errors import EventImporterError, UnknownSelectorError, UsageError
 from event_importer.integrations.discovery import Integration
 
 
@@ -49,7 +49,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
             )
         except (UnknownSelectorError, UsageError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-        except (ConfigurationError, EventImporterError) as exc:
+        except EventImporterError as exc:
             # Misconfigured, or another run of this integration is active: the request was fine.
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
         if summary.configuration_error:

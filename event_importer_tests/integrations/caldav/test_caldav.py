@@ -11,9 +11,7 @@ from zoneinfo import ZoneInfo
 import caldav
 import httpx
 import pytest
-from sqlalchemy import select
 
-from event_importer.db.models import Submission
 from event_importer.errors import (
     ConfigurationError,
     RejectedSubmissionError,
@@ -31,7 +29,7 @@ from event_importer.integrations.caldav.transformer import (
 )
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.records import Outcome
-from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.factories import add_events, event_data, submission_rows
 from event_importer_tests.integrations.caldav.radicale_server import (
     PASSWORD,
     USERNAME,
@@ -65,14 +63,6 @@ def read_back(url):
     entries = {str(o.icalendar_component["UID"]): (str(o.url), o.icalendar_component) for o in objects}
     assert len(entries) == len(objects), "two resources share a UID"
     return entries
-
-
-def rows(database):
-    with database.session() as session:
-        return [
-            (r.event_cache_id, r.status, r.http_status, r.error, r.response)
-            for r in session.scalars(select(Submission).order_by(Submission.id))
-        ]
 
 
 def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_database):
@@ -131,7 +121,7 @@ def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_databas
     assert stored[club_night["source_url"]]["href"] == href
     assert stored[club_night["source_url"]]["created"] is True
     assert stored[club_night["source_url"]]["etag"]
-    assert PASSWORD not in repr(rows(sqlite_database))
+    assert PASSWORD not in repr(submission_rows(sqlite_database))
 
 
 def test_a_changed_event_updates_its_one_entry_in_place(calendar_url, database):
@@ -153,7 +143,7 @@ def test_a_changed_event_updates_its_one_entry_in_place(calendar_url, database):
     assert updated.end == dt.datetime(2027, 3, 15, 6, 0, tzinfo=BERLIN)
     [result] = report.results
     assert result.response["status"] == 204 and result.response["created"] is False
-    assert [r[1] for r in rows(database) if r[0] == event_id] == ["success", "success"]
+    assert [r[1] for r in submission_rows(database) if r[0] == event_id] == ["success", "success"]
     assert CalDavSubmitter().submit_events(database, "changed").selected == 0
     assert CalDavSubmitter().submit_events(database, "unsubmitted").selected == 0
 
@@ -170,7 +160,7 @@ def test_wrong_password_fails_each_event_with_the_status_and_no_secret(calendar_
     assert result.error == (
         "HTTP 401 from caldav: Access to the requested resource forbidden. (check CALDAV_USERNAME and CALDAV_PASSWORD)"
     )
-    shown = repr(rows(sqlite_database)) + repr(submitter.settings) + repr(submitter.create_client())
+    shown = repr(submission_rows(sqlite_database)) + repr(submitter.settings) + repr(submitter.create_client())
     assert wrong not in shown and PASSWORD not in shown
     assert read_back(calendar_url) == {}
 
@@ -193,7 +183,7 @@ def test_missing_settings_stop_the_run_before_anything_is_sent(sqlite_database, 
     assert submitter.missing_settings() == ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"]
     with pytest.raises(ConfigurationError, match="CALDAV_URL, CALDAV_USERNAME, CALDAV_PASSWORD not set"):
         submitter.submit_events(sqlite_database, "unsubmitted")
-    assert rows(sqlite_database) == []
+    assert submission_rows(sqlite_database) == []
 
     monkeypatch.setenv("CALDAV_URL", "ftp://dav.example.org/cal/")
     with pytest.raises(ConfigurationError, match="^invalid setting: CALDAV_URL: must be an absolute http"):

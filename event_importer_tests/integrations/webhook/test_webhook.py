@@ -14,16 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 import pytest
-from sqlalchemy import select
 
-from event_importer.db.models import EventCache, Submission
+from event_importer.db.models import EventCache
 from event_importer.errors import ConfigurationError
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.records import Outcome
 from event_importer.integrations.webhook import verify_signature
 from event_importer.integrations.webhook.client import signature_header
 from event_importer.integrations.webhook.submitter import WebhookSubmitter
-from event_importer_tests.factories import add_events, current_hash, event_data
+from event_importer_tests.factories import add_events, current_hash, event_data, submission_rows
 
 # A distinctive value, so a search for it in rows, messages and reprs cannot match by accident.
 SECRET = "whsec-test-5b2f0e9d41c7"
@@ -113,14 +112,6 @@ def stored_data(database, event_id):
         return session.get(EventCache, event_id).data
 
 
-def rows(database):
-    with database.session() as session:
-        return [
-            (r.event_cache_id, r.status, r.http_status, r.error, r.response)
-            for r in session.scalars(select(Submission).order_by(Submission.id))
-        ]
-
-
 def test_each_event_is_posted_as_signed_json(receiver, database):
     events = [event_data(), event_data(cost="12 EUR")]
     ids = add_events(database, *events)
@@ -141,7 +132,7 @@ def test_each_event_is_posted_as_signed_json(receiver, database):
         }
         assert verify_signature(SECRET, request.body, request.headers["webhook-signature"])
         assert len(request.headers["idempotency-key"]) == 64
-    assert SECRET not in repr(rows(database))
+    assert SECRET not in repr(submission_rows(database))
 
 
 def test_a_changed_event_is_sent_again_as_updated_with_a_new_idempotency_key(receiver, database):
@@ -212,7 +203,7 @@ def test_any_2xx_is_success_with_the_status_recorded(receiver, sqlite_database):
     report = submitter.submit_events(sqlite_database, "unsubmitted")
 
     assert report.counts["submitted"] == 3
-    responses = {event_id: response for event_id, status, _, _, response in rows(sqlite_database)}
+    responses = {event_id: response for event_id, status, _, _, response in submission_rows(sqlite_database)}
     assert [responses[i] for i in ids] == [
         {"status": 204},
         {"status": 200, "text": "ok"},
@@ -230,7 +221,7 @@ def test_a_4xx_is_recorded_as_failed_with_status_and_message_and_retried_by_the_
 
     assert result.outcome is Outcome.FAILED and result.http_status == 422
     assert result.error == "HTTP 422 from webhook: unknown venue"
-    assert rows(database)[0][:4] == (event_id, "failed", 422, "HTTP 422 from webhook: unknown venue")
+    assert submission_rows(database)[0][:4] == (event_id, "failed", 422, "HTTP 422 from webhook: unknown venue")
     assert len(receiver.received) == 1  # a 4xx is final: no retry within the run
 
     retry = submit(database, "failed")
@@ -239,7 +230,8 @@ def test_a_4xx_is_recorded_as_failed_with_status_and_message_and_retried_by_the_
     # Never accepted, so still `created`, and the same version: the same idempotency key.
     assert second.json["event"] == "created"
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
-    shown = repr(rows(database)) + repr(WebhookSubmitter().settings) + repr(WebhookSubmitter().create_client())
+    submitter = WebhookSubmitter()
+    shown = repr(submission_rows(database)) + repr(submitter.settings) + repr(submitter.create_client())
     assert SECRET not in shown
 
 
@@ -269,7 +261,7 @@ def test_missing_settings_are_a_configuration_error_before_any_request(sqlite_da
         with pytest.raises(ConfigurationError, match="^WEBHOOK_SECRET not set"):
             submit(sqlite_database)
 
-        assert receiver.received == [] and rows(sqlite_database) == []
+        assert receiver.received == [] and submission_rows(sqlite_database) == []
 
     monkeypatch.setenv("WEBHOOK_URL", "hooks.example.org/events")
     with pytest.raises(ConfigurationError, match="^invalid setting: WEBHOOK_URL: must be an absolute http"):
