@@ -6,10 +6,8 @@ on a fresh copy of the database:
 
 - `client`: the project's `TicketFairyClient` (httpx API on the aiohttp transport) posting every
   payload with a semaphore of C and a task per payload, as `sending.py` does, and no ledger;
-- `submit`: `BaseSubmitter.submit`, the exact code the job's submission step runs (claims, requests,
-  group-committed outcomes);
-- `submit_release_at_answer`: the same loop with one change, the concurrency slot released when the
-  answer arrives instead of when its outcome is committed (what holding the slot costs);
+- `submit`: `BaseSubmitter.submit`, the exact code the job's submission step runs (claims ahead of
+  the requests, slots released at the answer, outcomes committed in batches);
 - `ledger`: claims and outcomes for N events with no HTTP at all (the database's share of the CPU).
 
 (Two more variants were measured once and dropped from the harness, neither helped: uvloop's event
@@ -69,46 +67,9 @@ async def _client_only(submitter: Any, payloads: list[Any], concurrency: int) ->
     return ok
 
 
-async def _release_at_answer(submitter: Any, ledger: Any, payloads: list[Any], concurrency: int) -> int:
-    """`sending.send_payloads` with the slot released at the answer (the only change)."""
-    from event_importer.integrations import sending
-    from event_importer.integrations.base import CHUNK_SIZE, chunked
-    from event_importer.ledger import ClaimRequest
-
-    slots = asyncio.Semaphore(concurrency)
-    writer = sending._OutcomeWriter(ledger)
-    ok = 0
-
-    async def one(payload: Any, claim: Any) -> None:
-        nonlocal ok
-        try:
-            outcome = await sending._attempt(client, payload, claim)
-        finally:
-            slots.release()
-        await writer.write(outcome)
-        ok += outcome.status.value == "success"
-
-    client = submitter.create_client()
-    tasks = set()
-    try:
-        async with client:
-            for chunk in chunked(payloads, CHUNK_SIZE):
-                claims = await asyncio.to_thread(
-                    ledger.claim, [ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts) for p in chunk])
-                for payload, claim in zip(chunk, claims, strict=True):
-                    await slots.acquire()
-                    task = asyncio.create_task(one(payload, claim))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
-    finally:
-        await writer.close()
-    return ok
-
-
 def _ledger_only(ledger: Any, payloads: list[Any], batch: int) -> int:
     from event_importer.db.models import SubmissionStatus
-    from event_importer.integrations.base import CHUNK_SIZE, chunked
+    from event_importer.integrations.chunks import CHUNK_SIZE, chunked
     from event_importer.ledger import ClaimRequest, Outcome
 
     done = 0
@@ -151,9 +112,6 @@ def worker(database: Path, events: int, concurrency: int) -> dict[str, Any]:
     db = _fresh(database, "submit")
     phase("submit", lambda: sum(r.outcome.value == "success" for r in
                                 submitter.submit(payloads, database=db, run_id="breakdown-submit")))
-    db = _fresh(database, "release")
-    ledger = SubmissionLedger(db, submitter.service_name, "breakdown-release")
-    phase("submit_release_at_answer", lambda: asyncio.run(_release_at_answer(submitter, ledger, payloads, concurrency)))
     db = _fresh(database, "ledger")
     ledger = SubmissionLedger(db, submitter.service_name, "breakdown-ledger")
     phase("ledger", lambda: _ledger_only(ledger, payloads, concurrency))

@@ -72,7 +72,6 @@ def throughput_rows(result: dict[str, Any], *, main: bool, loop: dict[str, Any] 
 BREAKDOWN = {
     "client": "project client alone (httpx API, aiohttp transport), no ledger",
     "submit": "BaseSubmitter.submit outside Dagster",
-    "submit_release_at_answer": "  same, slot released at the answer",
     "submit_switch_1ms": "  same, GIL switch interval 1 ms",
     "submit_uvloop": "  same, on uvloop",
     "ledger": "ledger alone: claims + outcomes, no HTTP",

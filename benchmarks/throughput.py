@@ -107,7 +107,7 @@ def breakdown(server: StandIn, *, events: int, concurrency: int, workdir: Path, 
     result: dict[str, Any] = run_module("breakdown", ["--database", str(home.database), "--events", str(events),
                                       "--concurrency", str(concurrency)],
                         env=job_env(home, server, concurrency), cwd=home.path)
-    for name in ("client", "submit", "submit_release_at_answer", "ledger"):
+    for name in ("client", "submit", "ledger"):
         entry = result.get(name, {"error": "not run"})
         if "error" in entry:
             log(f"  {name:<26} {entry['error']}")

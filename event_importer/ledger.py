@@ -8,8 +8,8 @@ pending row per (event, service), and one real attempt per (event, service, atte
 claims attempt N+1 of an event it saw with N attempts, so of two runs that selected the same event
 only one can claim it, even when the other finished its attempt before the slower one claims. A run killed in between
 leaves a `pending` row behind whose owner is gone: `claim` takes such stale claims over, closing the
-old row as failed with a reason, so the event is sent again (the at-least-once window is exactly the
-requests that were in flight when the run died).
+old row as failed with a reason, so the event is sent again (the at-least-once window is the
+requests sent whose outcome was not yet committed when the run died; `sending` bounds them).
 """
 
 import datetime as dt

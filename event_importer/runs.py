@@ -220,7 +220,7 @@ def _summarize(
     else:
         selection: Selection | None = _asset_value(result, [service, "selected_events"])
         transformed: Transformed | None = _asset_value(result, [service, "payloads"])
-        invalid = sum(not p.valid for p in transformed.payloads) if transformed else 0
+        invalid = transformed.invalid if transformed else 0
         results = listener.results
         selected = len(selection.events) if selection else 0
         report = SubmissionReport(service, selector, result.run_id, dry_run, selected, invalid, results)

@@ -17,6 +17,7 @@ Exit status of `submit` and `retry-failed`: 0 when every selected event succeede
 1 when any failed (or the run failed), 2 for usage or configuration errors (nothing was sent).
 """
 
+import gc
 import os
 import shutil
 import signal
@@ -93,6 +94,9 @@ def run_submission(
     """Run one submission, print its results and exit with the status described in the module docstring."""
     from event_importer.runs import submit_through_dagster
 
+    # This process ends with the run: the objects Dagster and the definitions left behind live
+    # until then, so the cyclic collector need not walk them again and again while events are sent.
+    gc.freeze()
     try:
         summary = submit_through_dagster(
             service,

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from event_importer.db.engine import Database
 from event_importer.db.models import Submission, SubmissionStatus
 from event_importer.defs.values import Submitted
-from event_importer.integrations.base import CHUNK_SIZE, chunked
+from event_importer.integrations.chunks import CHUNK_SIZE, chunked
 from event_importer.integrations.records import Outcome
 
 # Event ids listed in a check's metadata.

@@ -33,7 +33,8 @@ from event_importer.defs.values import Selection, Submitted, Transformed
 from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
-from event_importer.integrations.records import Outcome, SubmissionReport, SubmissionResult
+from event_importer.integrations.packed import Packed
+from event_importer.integrations.records import EventRef, Outcome, SubmissionReport, SubmissionResult
 
 # Rows of the Markdown tables in materialization metadata.
 PREVIEW_ROWS = 20
@@ -150,15 +151,15 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             )
         _say(context, f"selecting events (selector {cfg.selector})")
         with _database(context).session() as session:
-            events = list(sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
+            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
         _say(context, f"selected {len(events)} events")
-        rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events]
+        rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events.head(PREVIEW_ROWS)]
         metadata: dict[str, Any] = {
             "selected": dg.MetadataValue.int(len(events)),
             "selector": cfg.selector,
             "mode": _mode(cfg.dry_run),
             "events": dg.MetadataValue.md(
-                markdown_table(["event", "title", "source_url", "accepted before"], rows)
+                markdown_table(["event", "title", "source_url", "accepted before"], rows, total=len(events))
             ),
         }
         if cfg.url:
@@ -178,23 +179,20 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
     )
     def payloads(context: dg.AssetExecutionContext, selected_events: Selection) -> dg.Output[Transformed]:
         """One destination-shaped payload per selected event, or why the event cannot be sent."""
-        transformed = _submitter(context).transform(selected_events.events)
+        transformed = _submitter(context).transform_packed(selected_events.events)
         invalid = [p for p in transformed if not p.valid]
-        _say(context, f"transformed {len(transformed) - len(invalid)} events, {len(invalid)} invalid")
-        rows = [[p.event.id, p.event.title, p.event.source_url, p.error] for p in invalid]
+        valid = len(transformed) - len(invalid)
+        _say(context, f"transformed {valid} events, {len(invalid)} invalid")
+        rows = [[p.event.id, p.event.title, p.event.source_url, p.error] for p in invalid[:PREVIEW_ROWS]]
         metadata: dict[str, Any] = {
             "selector": selected_events.selector,
             "mode": _mode(selected_events.dry_run),
-            **count_metadata(
-                {
-                    "selected": len(selected_events.events),
-                    "transformed": len(transformed) - len(invalid),
-                    "invalid": len(invalid),
-                }
+            **count_metadata({"selected": len(selected_events.events), "transformed": valid, "invalid": len(invalid)}),
+            "invalid_events": dg.MetadataValue.md(
+                markdown_table(["event", "title", "source_url", "error"], rows, total=len(invalid))
             ),
-            "invalid_events": dg.MetadataValue.md(markdown_table(["event", "title", "source_url", "error"], rows)),
         }
-        return dg.Output(Transformed(selected_events, transformed), metadata=metadata)
+        return dg.Output(Transformed(selected_events, transformed, len(invalid)), metadata=metadata)
 
     @dg.asset(
         key=[svc, "submission_results"],
@@ -231,7 +229,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
                 context.log.info(f"{done}/{total} events recorded")
 
         verb = "recording dry runs for" if selection.dry_run else "sending"
-        _say(context, f"{verb} {sum(p.valid for p in payloads.payloads)} payloads")
+        _say(context, f"{verb} {total - payloads.invalid} payloads")
         database = _database(context)
         results = sub.submit(
             payloads.payloads,
@@ -241,8 +239,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             client=None if selection.dry_run else resource.create_client(),
             progress=progress,
         )
-        invalid = sum(not p.valid for p in payloads.payloads)
-        report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, invalid, results)
+        report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, payloads.invalid, results)
         counts = report.counts
         _say(context, "done: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
         metadata: dict[str, Any] = {
@@ -251,7 +248,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             "mode": _mode(selection.dry_run),
             "results": dg.MetadataValue.md(results_table(results)),
         }
-        value = Submitted(report, tuple(e.id for e in selection.events))
+        value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
             svc,
             value,

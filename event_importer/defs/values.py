@@ -1,7 +1,12 @@
-"""The values the submission assets hand to one another within a run (frozen, picklable, no ORM rows)."""
+"""The values the submission assets hand to one another within a run (no ORM rows).
+
+Events and payloads travel packed (compressed JSON chunks, see `event_importer.integrations.packed`),
+so a run's memory stays nearly flat however many events it selects.
+"""
 
 from dataclasses import dataclass
 
+from event_importer.integrations.packed import Packed
 from event_importer.integrations.records import EventRef, Payload, SubmissionReport
 
 
@@ -13,7 +18,7 @@ class Selection:
     url: str | None
     dry_run: bool
     limit: int | None
-    events: list[EventRef]
+    events: Packed[EventRef]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +26,8 @@ class Transformed:
     """The value of `<svc>/payloads`: one payload (or the reason there is none) per selected event."""
 
     selection: Selection
-    payloads: list[Payload]
+    payloads: Packed[Payload]
+    invalid: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,11 @@ calls in a row: there is one code path, whoever starts the run.
 import asyncio
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import islice
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 from sqlalchemy import Select, exists, func, select
@@ -25,23 +24,13 @@ from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import TransformError, UnknownSelectorError
 from event_importer.events.model import EventData, describe_validation_error
-from event_importer.integrations.records import EventRef, Outcome, Payload, SubmissionReport, SubmissionResult
-from event_importer.ledger import FinalRecord, SubmissionLedger
+from event_importer.integrations.chunks import CHUNK_SIZE
+from event_importer.integrations.packed import Packed, check_json
+from event_importer.integrations.records import EventRef, Payload, SubmissionReport, SubmissionResult
+from event_importer.ledger import SubmissionLedger
 from event_importer.settings import IntegrationSettings, Settings, get_settings, load_settings
 
 ProgressCallback = Callable[[SubmissionResult], None]
-
-# Rows per database round trip when streaming, claiming and recording.
-CHUNK_SIZE = 500
-
-
-T = TypeVar("T")
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,17 +224,26 @@ class BaseSubmitter(ABC):
 
     def _transform_one(self, event: EventRef) -> Payload:
         try:
-            return Payload(event, self.transformer.transform_event(event))
+            body = self.transformer.transform_event(event)
         except TransformError as exc:
-            return Payload(event, None, str(exc))
+            return Payload(event.key, None, str(exc))
         except ValidationError as exc:
-            return Payload(event, None, f"invalid event data: {describe_validation_error(exc)}")
+            return Payload(event.key, None, f"invalid event data: {describe_validation_error(exc)}")
         except Exception as exc:  # noqa: BLE001 - one broken event must not stop the run
-            return Payload(event, None, f"transformer failed: {type(exc).__name__}: {exc}")
+            return Payload(event.key, None, f"transformer failed: {type(exc).__name__}: {exc}")
+        try:
+            check_json(body)
+        except (TypeError, ValueError) as exc:
+            return Payload(event.key, None, f"transformer failed: its payload is not JSON: {exc}")
+        return Payload(event.key, body)
+
+    def transform_packed(self, events: Packed[EventRef]) -> Packed[Payload]:
+        """`transform` over a packed selection, a chunk at a time, packed again."""
+        return Packed.of(Payload, (payload for chunk in events.chunks() for payload in self.transform(chunk)))
 
     def submit(
         self,
-        payloads: Sequence[Payload],
+        payloads: Iterable[Payload],
         *,
         database: Database,
         run_id: str,
@@ -255,71 +253,22 @@ class BaseSubmitter(ABC):
     ) -> list[SubmissionResult]:
         """Send the valid payloads (or record them as dry runs) and record every outcome.
 
+        Payloads are consumed a chunk at a time, so a packed sequence is never unpacked whole.
         Events that could not be transformed are recorded as failed with their reason.
 
         Raises:
-            ConfigurationError: the client is not configured (checked before anything is sent).
+            ConfigurationError: the client is not configured (checked before anything is recorded).
         """
-        from event_importer.integrations.sending import send_payloads
+        from event_importer.integrations.sending import record_dry_runs, send_payloads
 
         ledger = SubmissionLedger(
             database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after
         )
-        invalid = [p for p in payloads if not p.valid]
-        valid = [p for p in payloads if p.valid]
-        if not dry_run and valid:
-            client = client or self.create_client()
-            client.check_configured()
-        # In a dry run an event that cannot be transformed is reported as failed but recorded as a
-        # dry run: a dry run changes no event's state.
-        results = self._record_final(
-            ledger, invalid, SubmissionStatus.DRY_RUN if dry_run else SubmissionStatus.FAILED, progress
-        )
         if dry_run:
-            return results + self._record_final(ledger, valid, SubmissionStatus.DRY_RUN, progress)
-        if client is None:
-            return results
-        sent = asyncio.run(send_payloads(client, ledger, valid, self.max_concurrency, progress))
-        return results + sent
-
-    def _record_final(
-        self,
-        ledger: SubmissionLedger,
-        payloads: list[Payload],
-        status: SubmissionStatus,
-        progress: ProgressCallback | None,
-    ) -> list[SubmissionResult]:
-        results: list[SubmissionResult] = []
-        for chunk in chunked(payloads, CHUNK_SIZE):
-            ids = ledger.record(
-                FinalRecord(
-                    p.event.id,
-                    p.event.data_hash,
-                    p.event.attempts,
-                    status,
-                    response={"payload": p.body} if p.body is not None else None,
-                    error=p.error,
-                )
-                for p in chunk
-            )
-            for payload, submission_id in zip(chunk, ids, strict=True):
-                result = SubmissionResult(
-                    payload.event.id,
-                    payload.event.source_url,
-                    payload.event.title,
-                    Outcome.SKIPPED
-                    if submission_id is None
-                    else Outcome.FAILED
-                    if payload.error
-                    else Outcome.DRY_RUN,
-                    attempt=payload.event.attempts + 1,
-                    submission_id=submission_id,
-                    error=payload.error if submission_id is not None else "another run recorded this event first",
-                )
-                results.append(result)
-                if progress:
-                    progress(result)
-        return results
+            return record_dry_runs(ledger, payloads, progress)
+        client = client or self.create_client()
+        client.check_configured()
+        return asyncio.run(send_payloads(client, ledger, payloads, self.max_concurrency, progress))
 
     def submit_events(
         self,
@@ -331,11 +280,11 @@ class BaseSubmitter(ABC):
         limit: int | None = None,
         run_id: str | None = None,
     ) -> SubmissionReport:
-        """Select, transform and submit in one call, outside Dagster (tests, scripts)."""
+        """Select, transform and submit in one call, outside Dagster (tests, scripts), as the job's steps do."""
         run_id = run_id or uuid.uuid4().hex
         with database.session() as session:
-            events = list(self.select(session, selector, url=url, limit=limit))
-        payloads = self.transform(events)
+            events = Packed.of(EventRef, self.select(session, selector, url=url, limit=limit))
+        payloads = self.transform_packed(events)
         results = self.submit(payloads, database=database, run_id=run_id, dry_run=dry_run)
         invalid = sum(not p.valid for p in payloads)
         return SubmissionReport(self.service_name, selector, run_id, dry_run, len(events), invalid, results)

@@ -1,13 +1,27 @@
 """The values that flow between the steps of a submission: select -> transform -> submit.
 
-They are frozen, picklable dataclasses (never ORM rows) so that Dagster can hand them from one asset
-to the next.
+They are frozen dataclasses (never ORM rows) that turn into plain JSON rows and back, so a run can
+hold many of them compactly between its steps (see `event_importer.integrations.packed`).
 """
 
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
+
+
+@dataclass(frozen=True, slots=True)
+class EventKey:
+    """A selected event without its data: what sending and recording need once it is transformed."""
+
+    id: int
+    source_url: str
+    title: str
+    data_hash: str
+    # Whether the service has accepted this event before (some destinations send "updated" then).
+    submitted_before: bool = False
+    # Real attempts recorded when it was selected: this run's claim is attempt number `attempts + 1`.
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +32,7 @@ class EventRef:
     source_url: str
     data: dict[str, Any]
     data_hash: str
-    # Whether the service has accepted this event before (some destinations send "updated" then).
     submitted_before: bool = False
-    # Real attempts recorded when it was selected: this run's claim is attempt number `attempts + 1`.
     attempts: int = 0
 
     @property
@@ -28,18 +40,37 @@ class EventRef:
         # A row written by another tool may hold anything; the transformer reports what is wrong.
         return str(self.data.get("title") or "") if isinstance(self.data, dict) else ""
 
+    @property
+    def key(self) -> EventKey:
+        return EventKey(self.id, self.source_url, self.title, self.data_hash, self.submitted_before, self.attempts)
+
+    def to_row(self) -> tuple[Any, ...]:
+        return (self.id, self.source_url, self.data, self.data_hash, self.submitted_before, self.attempts)
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Self:
+        return cls(*row)
+
 
 @dataclass(frozen=True, slots=True)
 class Payload:
     """One event in the destination's format, or why it could not be put in it."""
 
-    event: EventRef
+    event: EventKey
     body: dict[str, Any] | None
     error: str | None = None
 
     @property
     def valid(self) -> bool:
         return self.error is None
+
+    def to_row(self) -> tuple[Any, ...]:
+        e = self.event
+        return (e.id, e.source_url, e.title, e.data_hash, e.submitted_before, e.attempts, self.body, self.error)
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Self:
+        return cls(EventKey(*row[:6]), row[6], row[7])
 
 
 class Outcome(enum.StrEnum):
@@ -52,7 +83,11 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SubmissionResult:
-    """What happened to one event in one run."""
+    """What happened to one event in one run.
+
+    The destination's answer is not kept here: it is in the event's `Submission` row, so a run's
+    memory does not grow with the answers of every event it sent.
+    """
 
     event_id: int
     source_url: str
@@ -62,7 +97,6 @@ class SubmissionResult:
     submission_id: int | None = None
     http_status: int | None = None
     error: str | None = None
-    response: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

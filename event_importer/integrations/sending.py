@@ -1,115 +1,209 @@
-"""Sending claimed payloads with bounded concurrency, recording outcomes as they arrive.
+"""Sending claimed payloads with bounded concurrency, recording outcomes in batches.
 
-Claims are taken a chunk at a time, one transaction each, ahead of the requests; outcomes are
-written by one writer task that commits whatever has arrived since its last commit (group commit),
-so at low rates each outcome is written the moment it is known and at high rates the database sees
-one transaction per batch rather than one per event.
+Payloads arrive a chunk at a time. For each chunk one worker-thread call records the events that
+could not be transformed and claims the others (a pending row each, one transaction); the next
+chunk's claim runs while the current one is being sent, so the requests never wait for it.
 
-A concurrency slot is held until the outcome is committed, not just until the answer arrives, so
-at any moment at most `concurrency` events have been sent without a recorded outcome: that is all
-a crash can leave to be sent again.
+A request holds one of `concurrency` slots until its answer arrives. Its outcome then goes to one
+writer task, which gathers outcomes for up to `BATCH_WINDOW` seconds (or `BATCH_SIZE` of them) and
+commits them in one transaction. A second bound, `2 x concurrency`, covers every event sent whose
+outcome is not yet committed (in flight or answered): that is all a crash can leave to be sent again.
 """
 
 import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from event_importer.db.models import SubmissionStatus
 from event_importer.errors import SubmissionError
-from event_importer.integrations.base import CHUNK_SIZE, BaseClient, ProgressCallback, chunked
+from event_importer.integrations.base import BaseClient, ProgressCallback
+from event_importer.integrations.chunks import chunked
 from event_importer.integrations.records import Outcome, Payload, SubmissionResult
-from event_importer.ledger import Claim, ClaimRequest, SubmissionLedger
+from event_importer.ledger import Claim, ClaimRequest, FinalRecord, SubmissionLedger
 from event_importer.ledger import Outcome as LedgerOutcome
 
-_DONE = None
+# How long the writer gathers outcomes before a commit, and the most it commits at once: at high
+# rates one transaction per batch, at low rates an outcome waits at most this long.
+BATCH_WINDOW = 0.010
+BATCH_SIZE = 64
+
+CLAIMED_ELSEWHERE = "another run claimed this event after it was selected"
+
+
+def record_dry_runs(
+    ledger: SubmissionLedger, payloads: Iterable[Payload], progress: ProgressCallback | None
+) -> list[SubmissionResult]:
+    """Record every payload as a dry run; one that could not be transformed is reported as failed."""
+    results: list[SubmissionResult] = []
+    for chunk in chunked(payloads):
+        results += _report(record_final(ledger, chunk, SubmissionStatus.DRY_RUN), progress)
+    return results
+
+
+def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: SubmissionStatus) -> list[SubmissionResult]:
+    """Write attempts that send nothing (dry runs, events that could not be transformed)."""
+    ids = ledger.record(
+        FinalRecord(
+            p.event.id,
+            p.event.data_hash,
+            p.event.attempts,
+            status,
+            response={"payload": p.body} if p.body is not None else None,
+            error=p.error,
+        )
+        for p in payloads
+    )
+    results = []
+    for payload, submission_id in zip(payloads, ids, strict=True):
+        error: str | None
+        if submission_id is None:
+            outcome, error = Outcome.SKIPPED, "another run recorded this event first"
+        else:
+            outcome = Outcome.FAILED if payload.error else Outcome.DRY_RUN
+            error = payload.error
+        results.append(
+            _result(payload, outcome, attempt=payload.event.attempts + 1, submission_id=submission_id, error=error)
+        )
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A chunk ready to send: the claimed payloads, and the results of those that will not be sent."""
+
+    claimed: list[tuple[Payload, Claim]]
+    settled: list[SubmissionResult]
+
+
+def _prepare(ledger: SubmissionLedger, chunk: list[Payload]) -> _Prepared:
+    invalid = [p for p in chunk if not p.valid]
+    valid = [p for p in chunk if p.valid]
+    settled = record_final(ledger, invalid, SubmissionStatus.FAILED) if invalid else []
+    claims = ledger.claim([ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts) for p in valid])
+    claimed = []
+    for payload, claim in zip(valid, claims, strict=True):
+        if claim is None:
+            settled.append(_result(payload, Outcome.SKIPPED, error=CLAIMED_ELSEWHERE))
+        else:
+            claimed.append((payload, claim))
+    return _Prepared(claimed, settled)
 
 
 class _OutcomeWriter:
-    """One task that drains finished outcomes into the ledger, a batch per transaction."""
+    """One task that commits outcomes in batches and only then reports them."""
 
-    def __init__(self, ledger: SubmissionLedger) -> None:
+    def __init__(
+        self, ledger: SubmissionLedger, unrecorded: asyncio.Semaphore, done: Callable[[SubmissionResult], None]
+    ) -> None:
         self.ledger = ledger
-        self.queue: asyncio.Queue[tuple[LedgerOutcome, asyncio.Future[None]] | None] = asyncio.Queue()
+        self.unrecorded = unrecorded
+        self.done = done
+        self.queue: asyncio.Queue[tuple[LedgerOutcome, SubmissionResult] | None] = asyncio.Queue()
+        self.error: BaseException | None = None
         self.task = asyncio.create_task(self._run())
 
+    def put(self, outcome: LedgerOutcome, result: SubmissionResult) -> None:
+        if self.error is not None:
+            self.unrecorded.release()
+            raise self.error
+        self.queue.put_nowait((outcome, result))
+
+    async def close(self) -> None:
+        self.queue.put_nowait(None)
+        await self.task
+
     async def _run(self) -> None:
-        finished = False
-        while not finished:
-            item = await self.queue.get()
-            batch = [] if item is _DONE else [item]
-            finished = item is _DONE
-            while not self.queue.empty():
-                queued = self.queue.get_nowait()
-                if queued is _DONE:
-                    finished = True
-                else:
-                    batch.append(queued)
-            if not batch:
-                continue
+        closing = False
+        while not closing:
+            first = await self.queue.get()
+            if first is None:
+                break
+            batch = [first]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + BATCH_WINDOW
+            while len(batch) < BATCH_SIZE:
+                if self.queue.empty():
+                    wait = deadline - loop.time()
+                    if wait <= 0:
+                        break
+                    await asyncio.sleep(wait)
+                    continue
+                item = self.queue.get_nowait()
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
             try:
                 await asyncio.to_thread(self.ledger.finish, [outcome for outcome, _ in batch])
             except BaseException as exc:
-                for _, written in batch:
-                    written.set_exception(exc)
+                self._fail(exc, len(batch))
                 raise
-            for _, written in batch:
-                written.set_result(None)
+            for _, result in batch:
+                self.unrecorded.release()
+                self.done(result)
 
-    async def write(self, outcome: LedgerOutcome) -> None:
-        """Queue the outcome and wait until it is committed."""
-        if self.task.done():
-            # The writer died (database gone): surface its error instead of queueing into the void.
-            self.task.result()
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((outcome, written))
-        await written
-
-    async def close(self) -> None:
-        self.queue.put_nowait(_DONE)
-        await self.task
+    def _fail(self, exc: BaseException, unwritten: int) -> None:
+        # The database is gone: free every waiting sender so the run stops with this error.
+        self.error = exc
+        while not self.queue.empty():
+            if self.queue.get_nowait() is not None:
+                unwritten += 1
+        for _ in range(unwritten):
+            self.unrecorded.release()
 
 
 async def send_payloads(
     client: BaseClient,
     ledger: SubmissionLedger,
-    payloads: list[Payload],
+    payloads: Iterable[Payload],
     concurrency: int,
     progress: ProgressCallback | None = None,
 ) -> list[SubmissionResult]:
     """Claim, send and record each payload; at most `concurrency` requests in flight."""
     results: list[SubmissionResult] = []
-    slots = asyncio.Semaphore(concurrency)
-    writer = _OutcomeWriter(ledger)
 
     def done(result: SubmissionResult) -> None:
         results.append(result)
         if progress:
             progress(result)
 
+    in_flight = asyncio.Semaphore(concurrency)
+    unrecorded = asyncio.Semaphore(2 * concurrency)
+    writer = _OutcomeWriter(ledger, unrecorded, done)
+
     async def send_one(payload: Payload, claim: Claim) -> None:
         try:
             outcome = await _attempt(client, payload, claim)
-            await writer.write(outcome)
-            done(_result(payload, claim, outcome))
         finally:
-            slots.release()
+            in_flight.release()
+        writer.put(outcome, _sent(payload, claim, outcome))
+
+    def prepare(chunk: list[Payload] | None) -> asyncio.Task[_Prepared] | None:
+        return None if chunk is None else asyncio.create_task(asyncio.to_thread(_prepare, ledger, chunk))
 
     tasks: set[asyncio.Task[None]] = set()
+    chunks = chunked(payloads)
     try:
         async with client:
-            for chunk in chunked(payloads, CHUNK_SIZE):
-                claims = await asyncio.to_thread(
-                    ledger.claim, [ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts) for p in chunk]
-                )
-                for payload, claim in zip(chunk, claims, strict=True):
-                    if claim is None:
-                        done(_skipped(payload))
-                        continue
-                    await slots.acquire()
+            upcoming = prepare(next(chunks, None))
+            while upcoming is not None:
+                prepared = await upcoming
+                upcoming = prepare(next(chunks, None))
+                for result in prepared.settled:
+                    done(result)
+                for payload, claim in prepared.claimed:
+                    await unrecorded.acquire()
+                    await in_flight.acquire()
+                    if writer.error is not None:
+                        raise writer.error
                     task = asyncio.create_task(send_one(payload, claim))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks)
     finally:
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         await writer.close()
     return results
 
@@ -126,25 +220,35 @@ async def _attempt(client: BaseClient, payload: Payload, claim: Claim) -> Ledger
     return LedgerOutcome(claim.submission_id, SubmissionStatus.SUCCESS, response=response)
 
 
-def _result(payload: Payload, claim: Claim, outcome: LedgerOutcome) -> SubmissionResult:
-    return SubmissionResult(
-        payload.event.id,
-        payload.event.source_url,
-        payload.event.title,
-        Outcome.SUCCESS if outcome.status is SubmissionStatus.SUCCESS else Outcome.FAILED,
+def _sent(payload: Payload, claim: Claim, outcome: LedgerOutcome) -> SubmissionResult:
+    status = Outcome.SUCCESS if outcome.status is SubmissionStatus.SUCCESS else Outcome.FAILED
+    return _result(
+        payload,
+        status,
         attempt=claim.attempt,
         submission_id=claim.submission_id,
         http_status=outcome.http_status,
         error=outcome.error,
-        response=outcome.response,
     )
 
 
-def _skipped(payload: Payload) -> SubmissionResult:
+def _result(
+    payload: Payload,
+    outcome: Outcome,
+    *,
+    attempt: int | None = None,
+    submission_id: int | None = None,
+    http_status: int | None = None,
+    error: str | None = None,
+) -> SubmissionResult:
+    event = payload.event
     return SubmissionResult(
-        payload.event.id,
-        payload.event.source_url,
-        payload.event.title,
-        Outcome.SKIPPED,
-        error="another run claimed this event after it was selected",
+        event.id, event.source_url, event.title, outcome, attempt, submission_id, http_status, error
     )
+
+
+def _report(results: list[SubmissionResult], progress: ProgressCallback | None) -> list[SubmissionResult]:
+    if progress:
+        for result in results:
+            progress(result)
+    return results

@@ -99,7 +99,8 @@ def test_a_killed_run_loses_nothing_and_its_claims_are_taken_up(database, stand_
     for attempts in rows.values():
         for status, run in attempts[:-1]:
             assert (status, run) == ("failed", "doomed")
-    # Duplicates are bounded by what was in flight at the kill: at most the concurrency.
+    # Duplicates are bounded by what was sent without a committed outcome at the kill: in flight, or
+    # answered and waiting for the writer's next batch; at most twice the concurrency.
     resent = Counter(r["body"]["data"]["attributes"]["url"] for r in stand_in.accepted)
-    assert sum(n - 1 for n in resent.values()) <= 4, resent
+    assert sum(n - 1 for n in resent.values()) <= 2 * 4, resent
     assert len(stand_in.accepted) >= accepted_before

@@ -362,7 +362,9 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
             unexplained[url_of[event_id]] = len(records)
     hang_faults = server.faults_injected.get("hang", 0)
     assert unexplained == {}, unexplained
-    assert len(in_flight_at_kill) <= CONCURRENCY
+    # Sent with no committed outcome at the kill: in flight, or answered and waiting for the writer's
+    # next batch; sending bounds the two together at twice the concurrency.
+    assert len(in_flight_at_kill) <= 2 * CONCURRENCY
     assert duplicates["in_flight_at_kill"] <= len(in_flight_at_kill)
     assert duplicates["hang_completed_after_client_timeout"] <= hang_faults
     assert server.duplicates() == {
