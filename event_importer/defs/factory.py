@@ -9,6 +9,7 @@ and recording each outcome as it arrives. The run configuration sits on the firs
 downstream inside the values, so `dry_run` reaches `submission_results`.
 """
 
+import heapq
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -93,8 +94,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, tot
 
 def results_table(results: Sequence[SubmissionResult]) -> str:
     """Failures first (they are what a reader looks for), then the rest in event order."""
-    ordered = sorted(results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
-    rows = [[r.event_id, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in ordered]
+    # Only the rows shown are built: a run's results can be a hundred thousand.
+    shown = heapq.nsmallest(PREVIEW_ROWS, results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
+    rows = [[r.event_id, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in shown]
     return markdown_table(["event", "outcome", "HTTP", "title", "source_url", "error"], rows, total=len(results))
 
 

@@ -14,7 +14,6 @@ answer into the recorded response (strict JSON here; override for empty or non-J
 
 import asyncio
 import email.utils
-import json
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
 
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
+from event_importer.integrations import jsonbytes
 from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions
 
 BACKOFF_BASE_S = 0.5
@@ -87,7 +87,7 @@ class HttpClient(BaseClient):
         self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         """POST `body` as JSON and return the JSON answer, retrying transient failures."""
-        content = json.dumps(body, ensure_ascii=False).encode()
+        content = jsonbytes.dumps(body)
         request_headers = {"Content-Type": "application/json", **(headers or {})}
         return await self.request_json("POST", path, content=content, headers=request_headers)
 
@@ -176,7 +176,7 @@ class HttpClient(BaseClient):
                 f"HTTP {status} from {self.service_name}: empty response body", status=status
             )
         try:
-            answer = response.json()
+            answer = jsonbytes.loads(response.content)
         except ValueError:
             raise RejectedSubmissionError(
                 f"HTTP {status} from {self.service_name}: response is not JSON "

@@ -3,23 +3,18 @@
 A run hands every selected event, then every payload, from one step to the next. As Python objects
 an event of about 1 KB of JSON takes several KB, so a run over 100,000 events would hold about a
 gigabyte; as zlib-compressed JSON, a chunk of rows at a time, it takes about 150 bytes, and packing
-and unpacking cost a few microseconds per event (orjson). Only one chunk is unpacked at a time.
+and unpacking cost a few microseconds per event (see `jsonbytes`). Only one chunk is unpacked at a time.
 """
 
-import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-import orjson
-
+from event_importer.integrations import jsonbytes
 from event_importer.integrations.chunks import CHUNK_SIZE, chunked
 
 # Fast and still small: level 1 compresses these rows 5-8 times, at a third of the default's cost.
 _LEVEL = 1
-_ORJSON = b"o"
-# Python's json, for the rare chunk orjson refuses (an integer beyond 64 bits).
-_STDLIB = b"j"
 
 
 class Row(Protocol):
@@ -74,22 +69,14 @@ class Packed(Generic[R]):
 
 
 def _encode(rows: list[tuple[Any, ...]]) -> bytes:
-    try:
-        # Non-string keys become strings, as Python's json (and so the HTTP body) would write them.
-        return _ORJSON + zlib.compress(orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS), _LEVEL)
-    except TypeError:
-        return _STDLIB + zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), _LEVEL)
+    return zlib.compress(jsonbytes.dumps(rows), _LEVEL)
 
 
 def _decode(blob: bytes) -> list[list[Any]]:
-    text = zlib.decompress(blob[1:])
-    rows: list[list[Any]] = orjson.loads(text) if blob[:1] == _ORJSON else json.loads(text)
+    rows: list[list[Any]] = jsonbytes.loads(zlib.decompress(blob))
     return rows
 
 
 def check_json(value: Any) -> None:
     """Raise `TypeError` naming the problem when `value` cannot be packed (or sent) as JSON."""
-    try:
-        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        json.dumps(value)
+    jsonbytes.dumps(value)

@@ -57,3 +57,13 @@ def test_check_json_names_what_is_not_json():
         check_json({"tags": {"a"}})
     assert json.dumps({"n": 2**70})  # and what Python's json accepts passes
     check_json({"n": 2**70})
+
+
+def test_json_bytes_are_compact_utf8_and_fall_back_for_what_orjson_refuses():
+    from event_importer.integrations import jsonbytes
+
+    assert jsonbytes.dumps({"city": "Köln", 1: [True, None]}) == '{"city":"Köln","1":[true,null]}'.encode()
+    assert jsonbytes.loads(jsonbytes.dumps({"n": 2**70})) == {"n": 2**70}
+    assert jsonbytes.loads(b"\xef\xbb\xbf{\"a\": 1}") == {"a": 1}
+    with pytest.raises(ValueError):
+        jsonbytes.loads(b"<html>")
