@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from event_importer import jsonbytes
 from event_importer.db.models import Base
 from event_importer.errors import ConfigurationError
 
@@ -32,6 +33,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    return jsonbytes.dumps(value).decode()
+
+
+# The JSON columns (event data, recorded answers) are written and read once per event: orjson's speed.
+_JSON = {"json_serializer": _json_text, "json_deserializer": jsonbytes.loads}
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite tuned for several writers and its folder created."""
     try:
@@ -41,14 +50,16 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+        engine = create_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **_JSON
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             # The maintained driver, installed by the `postgres` extra.
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, **_JSON)
     raise ConfigurationError("EVENT_IMPORTER_DATABASE_URL: only sqlite and postgresql databases are supported")
 
 

@@ -24,8 +24,8 @@ import httpx
 from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
 
+from event_importer import jsonbytes
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
-from event_importer.integrations import jsonbytes
 from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions
 
 BACKOFF_BASE_S = 0.5

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from event_importer.integrations import jsonbytes
+from event_importer import jsonbytes
 from event_importer.integrations.chunks import CHUNK_SIZE, chunked
 
 # Fast and still small: level 1 compresses these rows 5-8 times, at a third of the default's cost.

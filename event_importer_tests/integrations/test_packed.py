@@ -60,7 +60,7 @@ def test_check_json_names_what_is_not_json():
 
 
 def test_json_bytes_are_compact_utf8_and_fall_back_for_what_orjson_refuses():
-    from event_importer.integrations import jsonbytes
+    from event_importer import jsonbytes
 
     assert jsonbytes.dumps({"city": "Köln", 1: [True, None]}) == '{"city":"Köln","1":[true,null]}'.encode()
     assert jsonbytes.loads(jsonbytes.dumps({"n": 2**70})) == {"n": 2**70}
