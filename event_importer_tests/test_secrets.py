@@ -273,3 +273,20 @@ def test_a_destination_that_echoes_the_key_in_its_error_does_not_leak_it(stand_i
     error = submit_with(stand_in.url, max_attempts=1)
     assert str(error).startswith("HTTP 401 from ticketfairy: Invalid API key")
     assert SECRET not in exception_texts(error)
+
+
+@pytest.mark.parametrize("secret", [SECRET, 'tf-"quoted"\\key-Q7x2'])
+def test_a_success_answer_that_echoes_the_key_is_recorded_without_it(stand_in, secret, monkeypatch):
+    """The stand-in echoes the posted attributes back, as many APIs do; a key inside them is masked,
+    also one that JSON would escape (found by walking the answer, not by searching its text)."""
+    monkeypatch.setattr(stand_in, "api_key", secret)
+    client = TicketFairyClient(api_key=secret, api_url=stand_in.url, origin="https://www.theticketfairy.com")
+
+    async def send() -> dict:
+        async with client:
+            return await client.submit({"data": {"attributes": {"title": f"Night {secret}", "tags": [secret]}}})
+
+    answer = asyncio.run(send())
+    attributes = answer["data"]["attributes"]
+    assert attributes["title"] == "Night ***" and attributes["tags"] == ["***"]
+    assert secret not in repr(answer)

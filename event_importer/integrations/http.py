@@ -62,6 +62,10 @@ class HttpClient(BaseClient):
         self.timeout = options.timeout
         self.max_attempts = options.max_attempts
         self._secrets = [secret for secret in secrets if secret]
+        self._secret_bytes = [secret.encode() for secret in self._secrets]
+        # JSON escapes quotes, backslashes and control characters: such a secret is not found by
+        # searching serialised text, so every answer is walked string by string instead.
+        self._walk_always = any(_json_escaped(secret) for secret in self._secrets)
         self._http: httpx.AsyncClient | None = None
         self._limiter: AsyncLimiter | None = None
 
@@ -110,16 +114,30 @@ class HttpClient(BaseClient):
 
     def _scrub(self, value: Any) -> Any:
         """`value` with every secret replaced by `***` in its strings."""
-        if not self._secrets:
+        if not self._secrets or not self._may_hold_secret(value):
             return value
+        return self._replace_secrets(value)
+
+    def _may_hold_secret(self, value: Any) -> bool:
+        # One search of the serialised answer instead of a walk through every string in it: most
+        # answers hold no secret.
+        if self._walk_always or isinstance(value, str):
+            return True
+        try:
+            text = jsonbytes.dumps(value)
+        except TypeError:
+            return True
+        return any(secret in text for secret in self._secret_bytes)
+
+    def _replace_secrets(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, "***")
             return value
         if isinstance(value, dict):
-            return {self._scrub(k): self._scrub(v) for k, v in value.items()}
+            return {self._replace_secrets(k): self._replace_secrets(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._scrub(item) for item in value]
+            return [self._replace_secrets(item) for item in value]
         return value
 
     def _scrub_error(self, exc: SubmissionError, suffix: str = "") -> SubmissionError:
@@ -245,6 +263,10 @@ def _find_message(body: Any) -> str:
             if key in body and (found := _find_message(body[key])):
                 return found
     return ""
+
+
+def _json_escaped(text: str) -> bool:
+    return any(char in text for char in '"\\') or any(ord(char) < 0x20 for char in text)
 
 
 def _snippet(text: str) -> str:
