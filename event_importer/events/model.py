@@ -29,6 +29,9 @@ MAX_URL_LENGTH = 2_048
 
 # Whitespace breaks URLs; NUL is not storable as text (PostgreSQL rejects it).
 _WHITESPACE = re.compile(r"[\s\x00]")
+# Scheme http or https (any case) and a non-empty host: what urlsplit would say, at a tenth of the
+# cost, which counts for three URLs per event every time an event is validated.
+_HTTP_URL = re.compile(r"https?://[^/?#]", re.IGNORECASE)
 
 
 def check_http_url(value: str | None) -> str | None:
@@ -47,10 +50,18 @@ def check_http_url(value: str | None) -> str | None:
         return None
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(value):
+    if not _HTTP_URL.match(value) or _WHITESPACE.search(value) or ("[" in value and not _splits(value)):
         raise ValueError("must be an absolute http(s) URL")
     return value
+
+
+def _splits(value: str) -> bool:
+    # Only a bracketed (IPv6) host can make urlsplit refuse what the pattern accepts.
+    try:
+        urlsplit(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _no_nul(value: str) -> str:
