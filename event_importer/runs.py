@@ -15,7 +15,8 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,28 @@ EVERY_EVENT_UP_TO = 100
 # Dagster's console logger would print every event of the run to stderr; the event log keeps them all.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
+# Runs in one process go one at a time (Dagster's in-process execution and the environment are
+# process-wide); a second run of the same job is refused at once rather than queued behind the first.
 _run_lock = threading.Lock()
+_jobs_lock = threading.Lock()
+_running_jobs: dict[str, str] = {}
+
+
+@contextmanager
+def _claim_job(service: str, trigger: str) -> Iterator[None]:
+    name = job_name(service)
+    with _jobs_lock:
+        if name in _running_jobs:
+            raise RunInProgressError(
+                f"{name} already has an active run in this process (started by {_running_jobs[name]}); "
+                "wait for it to finish"
+            )
+        _running_jobs[name] = trigger
+    try:
+        yield
+    finally:
+        with _jobs_lock:
+            del _running_jobs[name]
 
 
 def _error_names(cls: type[Exception]) -> set[str]:
@@ -146,7 +168,7 @@ def submit_through_dagster(
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
-    with _run_lock:
+    with _claim_job(service, trigger), _run_lock:
         prepare_environment()
         integration = discover().get(service)
         submitter = integration.create_submitter()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,6 +353,30 @@ def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dags
     after = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
     assert after.status_code == 200 and after.json()["counts"]["dry_run"] == 4
     assert len(stand_in.accepted) == 4
+
+
+def test_a_second_submit_to_the_same_api_answers_409_at_once_instead_of_queueing(client, stand_in):
+    """Two submits in one API process: the second is refused while the first runs, not run after it."""
+    assert client.post("/events", json=[event_data() for _ in range(3)]).status_code == 200
+    stand_in.latency = 0.5
+    first: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: first.append(client.post(SUBMIT, json={})))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not stand_in.requests_seen:
+            assert time.monotonic() < deadline and worker.is_alive()
+            time.sleep(0.02)
+        started = time.monotonic()
+        second = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
+        assert second.status_code == 409, second.text
+        assert "already has an active run in this process (started by api)" in second.json()["detail"]
+        assert time.monotonic() - started < 0.5, "the refusal waited for the first run"
+    finally:
+        worker.join(60)
+    assert first[0].status_code == 200 and first[0].json()["counts"]["submitted"] == 3
+    stand_in.latency = 0.0
+    assert client.post(SUBMIT, json={"selector": "all", "dry_run": True}).status_code == 200
 
 
 # -- served for real ---------------------------------------------------------------------------------
