@@ -32,6 +32,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RETRY_AFTER_CAP_S = 300.0
 API_MESSAGE_LIMIT = 500
+_URL_CACHE_SIZE = 256
 
 
 class HttpClient(BaseClient):
@@ -67,6 +68,7 @@ class HttpClient(BaseClient):
         # searching serialised text, so every answer is walked string by string instead.
         self._walk_always = any(_json_escaped(secret) for secret in self._secrets)
         self._http: httpx.AsyncClient | None = None
+        self._urls: dict[str, httpx.URL] = {}
         self._limiter: AsyncLimiter | None = None
 
     def _open(self) -> httpx.AsyncClient:
@@ -162,10 +164,27 @@ class HttpClient(BaseClient):
         # After the limiter: the hook's headers (a timestamped signature) must not age while waiting.
         attempt_headers = {**(headers or {}), **self.request_headers(content)}
         try:
-            response = await http.request(method, path, content=content, headers=attempt_headers)
+            response = await http.request(method, self._absolute_url(path), content=content, headers=attempt_headers)
         except httpx.TransportError as exc:
             raise RetryableSubmissionError(self._transport_error_message(exc)) from None
         return self._parse(response)
+
+    def _absolute_url(self, path: str) -> httpx.URL:
+        """The absolute URL of `path` (relative paths are under `base_url`, as httpx joins them).
+
+        Parsed once per path: httpx would parse and join the base URL and the path on every request,
+        a tenth of a request's CPU time.
+        """
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(path)
+            if url.is_relative_url:
+                url = httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                # Paths unique per event (a CalDAV resource) must not grow the cache with the run.
+                self._urls.clear()
+            self._urls[path] = url
+        return url
 
     def request_headers(self, content: bytes | None) -> Mapping[str, str]:
         """Headers added to every attempt of a request, computed afresh each time; none by default.

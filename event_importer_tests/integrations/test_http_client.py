@@ -98,3 +98,31 @@ def test_rate_limit_spaces_requests(stand_in):
     # aiolimiter lets the first second's worth through at once, then 20 per second.
     assert time.monotonic() - started >= 0.4
     assert len(stand_in.accepted) == 30
+
+
+def test_paths_are_joined_under_the_base_url_and_absolute_urls_kept():
+    """Relative paths go under the base URL's own path, as httpx joins them; a full URL is used as is."""
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.raw_path})
+
+    async def run() -> list[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        root = f"http://127.0.0.1:{port}"
+        try:
+            async with PlainClient(f"{root}/api/v1/") as client:
+                paths = ["/draft-events", "draft-events", "/cal/event-1.ics?x=1", f"{root}/elsewhere"]
+                # Twice: the second round comes from the parsed-URL cache.
+                return [(await client.request_json("GET", p))["path"] for p in paths + paths]
+        finally:
+            await runner.cleanup()
+
+    expected = ["/api/v1/draft-events", "/api/v1/draft-events", "/api/v1/cal/event-1.ics?x=1", "/elsewhere"]
+    assert asyncio.run(run()) == expected * 2
