@@ -126,3 +126,30 @@ def test_paths_are_joined_under_the_base_url_and_absolute_urls_kept():
 
     expected = ["/api/v1/draft-events", "/api/v1/draft-events", "/api/v1/cal/event-1.ics?x=1", "/elsewhere"]
     assert asyncio.run(run()) == expected * 2
+
+
+def test_a_cookie_the_destination_sets_is_sent_back():
+    """Cookies (a load balancer's stickiness, a session) persist across a run's requests."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        response = web.json_response({"cookie": request.headers.get("Cookie")})
+        response.set_cookie("lb", "node-7")
+        return response
+
+    async def run() -> list[str | None]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            # A host name: cookies are a matter of named hosts (aiohttp ignores those of bare IPs).
+            async with PlainClient(f"http://localhost:{port}") as client:
+                return [(await client.request_json("GET", "/x"))["cookie"] for _ in range(3)]
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(run()) == [None, "lb=node-7", "lb=node-7"]
