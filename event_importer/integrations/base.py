@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
@@ -215,7 +215,13 @@ class BaseSubmitter(ABC):
             Submission.status != SubmissionStatus.DRY_RUN.value,
         )
         attempts = select(func.count()).where(*real).correlate(EventCache).scalar_subquery()
-        accepted = exists().where(*real, Submission.status == SubmissionStatus.SUCCESS.value).correlate(EventCache)
+        # `SELECT id` rather than `SELECT *`, so SQLite answers from `ix_submissions_real` alone.
+        accepted = (
+            select(Submission.id)
+            .where(*real, Submission.status == SubmissionStatus.SUCCESS.value)
+            .correlate(EventCache)
+            .exists()
+        )
         statement = (
             self.get_selector(selector)
             .statement(self.service_name, url=url)
