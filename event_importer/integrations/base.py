@@ -225,15 +225,25 @@ class BaseSubmitter(ABC):
         statement = (
             self.get_selector(selector)
             .statement(self.service_name, url=url)
-            .add_columns(attempts.label("attempts"), accepted.label("accepted"))
+            # Plain columns rather than the entity: building an ORM object per row (instance state,
+            # identity map) took about a third of the time per streamed event, for four values.
+            .with_only_columns(
+                EventCache.id,
+                EventCache.source_url,
+                EventCache.data,
+                EventCache.data_hash,
+                attempts.label("attempts"),
+                accepted.label("accepted"),
+                maintain_column_froms=True,
+            )
             .order_by(EventCache.id)
         )
         if limit is not None:
             statement = statement.limit(limit)
         rows = session.execute(statement.execution_options(yield_per=CHUNK_SIZE))
         for partition in rows.partitions():
-            for row, attempt_count, was_accepted in partition:
-                yield EventRef(row.id, row.source_url, row.data, row.data_hash, bool(was_accepted), attempt_count)
+            for event_id, source_url, data, data_hash, attempt_count, was_accepted in partition:
+                yield EventRef(event_id, source_url, data, data_hash, bool(was_accepted), attempt_count)
 
     def transform(self, events: Iterable[EventRef]) -> list[Payload]:
         """One payload per event; an event that cannot be transformed carries its reason instead."""
