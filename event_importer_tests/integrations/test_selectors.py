@@ -2,7 +2,7 @@
 per (event, service); dry runs never count as submitted; a retried success is no longer failed."""
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from event_importer.db.models import SubmissionStatus as S
 from event_importer.errors import EventImporterError, UnknownSelectorError
@@ -109,6 +109,16 @@ def test_sqlite_streams_every_large_selection_without_sorting_it_first(submitter
             plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
         assert not [line for line in plan if "TEMP B-TREE FOR ORDER BY" in line], (name, plan)
         assert not [line for line in plan if line.startswith("SCAN submissions")], (name, plan)
+
+
+def test_select_leaves_the_callers_jit_setting_as_it_was(submitter, database):
+    if database.dialect != "postgresql":
+        pytest.skip("JIT is a PostgreSQL setting")
+    add_events(database, event_data())
+    with database.session() as session:
+        session.execute(text("SET LOCAL jit = on"))
+        assert len(list(submitter.select(session, "all"))) == 1
+        assert session.execute(text("SHOW jit")).scalar_one() == "on"
 
 
 def test_reimport_of_identical_data_is_not_a_change(submitter, database):
