@@ -18,9 +18,10 @@ _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
 # "The latest attempt" is phrased as an attempt that no later one follows (a join plus NOT EXISTS),
 # not as the attempt whose id is the max: PostgreSQL then reads the service's attempts in event order
-# from `ix_submissions_real` and merge-joins them with the events, instead of running an aggregate
-# sub-select for every event it passes, most of which do not match. Each condition on an attempt
-# repeats `status != 'dry_run'`, without which SQLite does not use that partial index.
+# from an index (`ix_submissions_real` once the table is vacuumed) and merge-joins them with the
+# events, instead of running an aggregate sub-select for every event it passes, most of which do not
+# match. Each condition on an attempt repeats `status != 'dry_run'`, without which SQLite does not
+# use `ix_submissions_real`, a partial index.
 
 
 def _with_attempt(service_name: str, attempt: type[Submission], *conditions: Any) -> Select[EventCache]:
