@@ -6,7 +6,8 @@ never counts as submitted, and an event whose retry succeeded is no longer `fail
 
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Exists, Select, and_, select
+from sqlalchemy.orm import aliased
 
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import EventImporterError
@@ -15,19 +16,42 @@ from event_importer.integrations.base import BaseSelector
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
 
-def _latest_attempt_id(service_name: str, *conditions: Any) -> Any:
-    return (
-        select(func.max(Submission.id))
-        .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, *conditions)
-        .correlate(EventCache)
-        .scalar_subquery()
+# "The latest attempt" is phrased as an attempt that no later one follows (a join plus NOT EXISTS),
+# not as the attempt whose id is the max: PostgreSQL then reads the service's attempts in event order
+# from an index (`ix_submissions_real` once the table is vacuumed) and merge-joins them with the
+# events, instead of running an aggregate sub-select for every event it passes, most of which do not
+# match. Each condition on an attempt repeats `status != 'dry_run'`, without which SQLite does not
+# use `ix_submissions_real`, a partial index.
+
+
+def _with_attempt(service_name: str, attempt: type[Submission], *conditions: Any) -> Select[EventCache]:
+    """Events joined to their real attempts (for this service) that meet `conditions`."""
+    joined = and_(
+        attempt.event_cache_id == EventCache.id,
+        attempt.service_name == service_name,
+        attempt.status != SubmissionStatus.DRY_RUN.value,
+        *conditions,
     )
+    # The same order as the event id `select` orders by, named on the attempt: SQLite starts from
+    # the index of attempts and does not carry its order across the join's equality, so without
+    # this it would sort every match before returning the first.
+    return select(EventCache).join(attempt, joined).order_by(attempt.event_cache_id)
 
 
-def _with_latest(service_name: str, status: SubmissionStatus) -> Select[EventCache]:
-    return select(EventCache).join(
-        Submission,
-        and_(Submission.id == _latest_attempt_id(service_name, _REAL), Submission.status == status.value),
+def _followed(service_name: str, attempt: type[Submission], *, by_success: bool = False) -> Exists:
+    """Whether a later real attempt (with `by_success`, a later success) follows `attempt`."""
+    later = aliased(Submission, name="later")
+    # `SELECT later.id`, not `SELECT *`: SQLite then answers from the index alone.
+    return (
+        select(later.id)
+        .where(
+            later.service_name == service_name,
+            later.event_cache_id == attempt.event_cache_id,
+            later.id > attempt.id,
+            later.status != SubmissionStatus.DRY_RUN.value,
+            *([later.status == SubmissionStatus.SUCCESS.value] if by_success else []),
+        )
+        .exists()
     )
 
 
@@ -42,8 +66,11 @@ class UnsubmittedSelector(BaseSelector):
     """Events never sent to this service (dry runs do not count)."""
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        attempted = exists().where(
-            Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL
+        # `SELECT id`, not `SELECT *`: SQLite then answers from `ix_submissions_real` alone.
+        attempted = (
+            select(Submission.id)
+            .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL)
+            .exists()
         )
         return select(EventCache).where(~attempted)
 
@@ -52,7 +79,10 @@ class FailedSelector(BaseSelector):
     """Events whose latest attempt failed."""
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        return _with_latest(service_name, SubmissionStatus.FAILED)
+        latest = aliased(Submission, name="latest")
+        return _with_attempt(service_name, latest, latest.status == SubmissionStatus.FAILED.value).where(
+            ~_followed(service_name, latest)
+        )
 
 
 class PendingSelector(BaseSelector):
@@ -79,10 +109,13 @@ class ChangedSelector(BaseSelector):
     """Events whose data changed since their latest successful submission."""
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        latest_success = _latest_attempt_id(service_name, Submission.status == SubmissionStatus.SUCCESS.value)
-        return select(EventCache).join(
-            Submission, and_(Submission.id == latest_success, Submission.data_hash != EventCache.data_hash)
-        )
+        success = aliased(Submission, name="latest_success")
+        return _with_attempt(
+            service_name,
+            success,
+            success.status == SubmissionStatus.SUCCESS.value,
+            success.data_hash != EventCache.data_hash,
+        ).where(~_followed(service_name, success, by_success=True))
 
 
 class UrlSelector(BaseSelector):
