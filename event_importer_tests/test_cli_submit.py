@@ -178,24 +178,51 @@ def test_a_second_run_is_refused_while_one_is_active_unless_its_process_is_gone(
     assert recorded_run(summary.run_id).tags["event-importer/trigger"] == "api"
 
 
-def test_runs_from_several_threads_take_turns(cache_db, configured):
+def test_runs_of_different_jobs_from_several_threads_take_turns(cache_db, configured):
     add_events(cache_db, event_data(), event_data())
     summaries, errors = [], []
 
-    def run() -> None:
+    def run(service: str) -> None:
         try:
-            summaries.append(submit_through_dagster(SERVICE, dry_run=True, trigger="api"))
+            summaries.append(submit_through_dagster(service, dry_run=True, trigger="api"))
         except Exception as exc:  # noqa: BLE001 - collected and asserted on below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(service,)) for service in (SERVICE, "webhook")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
     assert not errors
     assert [s.success for s in summaries] == [True, True]
-    assert len({s.run_id for s in summaries}) == 2
+    assert {s.service for s in summaries} == {SERVICE, "webhook"}
+
+
+def test_a_second_run_of_the_same_job_in_this_process_is_refused_not_queued(cache_db, configured, monkeypatch):
+    add_events(cache_db, event_data(), event_data())
+
+    started, release = threading.Event(), threading.Event()
+    real_execute = dg.JobDefinition.execute_in_process
+
+    def slow_execute(job, *args, **kwargs):
+        started.set()
+        release.wait(30)
+        return real_execute(job, *args, **kwargs)
+
+    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", slow_execute)
+    first: list[object] = []
+    thread = threading.Thread(target=lambda: first.append(submit_through_dagster(SERVICE, dry_run=True)))
+    thread.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RunInProgressError, match="already has an active run in this process"):
+            submit_through_dagster(SERVICE, dry_run=True, trigger="api")
+    finally:
+        release.set()
+        thread.join(60)
+    assert first and first[0].success
+    # The job is free again once the first run ends.
+    assert submit_through_dagster(SERVICE, dry_run=True).success
 
 
 def test_the_installed_command_loads_dotenv_and_never_prints_the_key(tmp_path, cache_db, stand_in):
