@@ -31,7 +31,7 @@ import click
 from event_importer.cli.output import USAGE_ERROR, print_json, table
 from event_importer.errors import EventImporterError
 from event_importer.integrations.discovery import Integration, discover
-from event_importer.integrations.records import Outcome, SubmissionResult
+from event_importer.integrations.records import SubmissionResult, failures_first
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -153,12 +153,11 @@ def print_results(results: list[SubmissionResult]) -> None:
     if not results:
         click.echo("no events selected")
         return
-    # Failures first: they are what the reader needs to act on.
-    ordered = sorted(results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
-    rows = [[r.event_id, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in ordered]
-    click.echo(table(["event", "outcome", "http", "title", "error"], rows[:TABLE_ROWS]))
-    if len(rows) > TABLE_ROWS:
-        click.echo(f"... {len(rows) - TABLE_ROWS} more (use --json for all)")
+    shown = failures_first(results, TABLE_ROWS)
+    rows = [[r.event_id, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in shown]
+    click.echo(table(["event", "outcome", "http", "title", "error"], rows))
+    if len(results) > TABLE_ROWS:
+        click.echo(f"... {len(results) - TABLE_ROWS} more (use --json for all)")
 
 
 def _usage_error(message: str, as_json: bool) -> NoReturn:

@@ -9,7 +9,6 @@ and recording each outcome as it arrives. The run configuration sits on the firs
 downstream inside the values, so `dry_run` reaches `submission_results`.
 """
 
-import heapq
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -35,7 +34,7 @@ from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.integrations.packed import Packed
-from event_importer.integrations.records import EventRef, Outcome, SubmissionReport, SubmissionResult
+from event_importer.integrations.records import EventRef, SubmissionReport, SubmissionResult, failures_first
 
 # Rows of the Markdown tables in materialization metadata.
 PREVIEW_ROWS = 20
@@ -94,8 +93,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, tot
 
 def results_table(results: Sequence[SubmissionResult]) -> str:
     """Failures first (they are what a reader looks for), then the rest in event order."""
-    # Only the rows shown are built: a run's results can be a hundred thousand.
-    shown = heapq.nsmallest(PREVIEW_ROWS, results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
+    shown = failures_first(results, PREVIEW_ROWS)
     rows = [[r.event_id, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in shown]
     return markdown_table(["event", "outcome", "HTTP", "title", "source_url", "error"], rows, total=len(results))
 

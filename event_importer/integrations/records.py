@@ -5,7 +5,9 @@ hold many of them compactly between its steps (see `event_importer.integrations.
 """
 
 import enum
+import heapq
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -127,3 +129,11 @@ class SubmissionReport:
     @property
     def ok(self) -> bool:
         return not any(r.outcome is Outcome.FAILED for r in self.results)
+
+
+def failures_first(results: Iterable[SubmissionResult], n: int) -> list[SubmissionResult]:
+    """The first `n` results with failures first (what a reader acts on), then in event order.
+
+    Picks them without sorting or copying the rest: a run's results can be a hundred thousand.
+    """
+    return heapq.nsmallest(n, results, key=lambda r: (r.outcome is not Outcome.FAILED, r.event_id))
