@@ -3,9 +3,12 @@ failures are retried (honouring Retry-After), final ones are not, and every erro
 status and the destination's own message."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiohttp import web
 
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError
 from event_importer.integrations.base import ClientOptions
@@ -100,29 +103,34 @@ def test_rate_limit_spaces_requests(stand_in):
     assert len(stand_in.accepted) == 30
 
 
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[int]:
+    """A loopback aiohttp server answering every path with `handler`; yields its port."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 def test_paths_are_joined_under_the_base_url_and_absolute_urls_kept():
     """Relative paths go under the base URL's own path, as httpx joins them; a full URL is used as is."""
-    from aiohttp import web
 
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"path": request.raw_path})
 
     async def run() -> list[str]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", echo)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        root = f"http://127.0.0.1:{port}"
-        try:
+        async with serving(echo) as port:
+            root = f"http://127.0.0.1:{port}"
             async with PlainClient(f"{root}/api/v1/") as client:
                 paths = ["/draft-events", "draft-events", "/cal/event-1.ics?x=1", f"{root}/elsewhere"]
                 # Twice: the second round comes from the parsed-URL cache.
                 return [(await client.request_json("GET", p))["path"] for p in paths + paths]
-        finally:
-            await runner.cleanup()
 
     expected = ["/api/v1/draft-events", "/api/v1/draft-events", "/api/v1/cal/event-1.ics?x=1", "/elsewhere"]
     assert asyncio.run(run()) == expected * 2
@@ -130,7 +138,6 @@ def test_paths_are_joined_under_the_base_url_and_absolute_urls_kept():
 
 def test_a_cookie_the_destination_sets_is_sent_back():
     """Cookies (a load balancer's stickiness, a session) persist across a run's requests."""
-    from aiohttp import web
 
     async def handler(request: web.Request) -> web.Response:
         response = web.json_response({"cookie": request.headers.get("Cookie")})
@@ -138,18 +145,9 @@ def test_a_cookie_the_destination_sets_is_sent_back():
         return response
 
     async def run() -> list[str | None]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
+        async with serving(handler) as port:
             # A host name: cookies are a matter of named hosts (aiohttp ignores those of bare IPs).
             async with PlainClient(f"http://localhost:{port}") as client:
                 return [(await client.request_json("GET", "/x"))["cookie"] for _ in range(3)]
-        finally:
-            await runner.cleanup()
 
     assert asyncio.run(run()) == [None, "lb=node-7", "lb=node-7"]
