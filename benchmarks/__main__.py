@@ -203,36 +203,31 @@ def main(argv: list[str] | None = None) -> int:
 def _throughput(args: argparse.Namespace, sizes: dict[str, Any], workdir: Path, section: Any) -> list[Row]:
     rows: list[Row] = []
     events, concurrency, latency = sizes["events"], args.concurrency, args.latency
+
+    def scenario_and_breakdown(server: Any, *, main: bool, loop: Any, repeats: int) -> None:
+        """The scenario at the server's latency and the full concurrency, then its breakdown."""
+        name = f"{server.latency * 1000:g}ms-c{concurrency}"
+        found = section(f"throughput/{name}", lambda: throughput.scenario(
+            name, server, events=events, concurrency=concurrency, workdir=workdir, log=log, repeats=repeats))
+        if found:
+            rows.extend(throughput_rows(found, main=main, loop=loop))
+        if sizes["breakdown"]:
+            found = section(f"throughput/breakdown-{name}", lambda: throughput.breakdown(
+                server, events=events, concurrency=concurrency, workdir=workdir, log=log))
+            if found:
+                rows.extend(breakdown_rows(found, name))
+
     with standin(latency, workdir / "standin-main") as server:
         loop = section("throughput/loop", lambda: throughput.loop_baseline(
             server, events=sizes["loop_events"], workdir=workdir, log=log))
-        main_name = f"{latency * 1000:g}ms-c{concurrency}"
-        found = section(f"throughput/{main_name}", lambda: throughput.scenario(
-            main_name, server, events=events, concurrency=concurrency, workdir=workdir, log=log,
-            repeats=sizes["repeats"]))
-        if found:
-            rows.extend(throughput_rows(found, main=True, loop=loop))
-        if sizes["breakdown"]:
-            found = section(f"throughput/breakdown-{main_name}", lambda: throughput.breakdown(
-                server, events=events, concurrency=concurrency, workdir=workdir, log=log))
-            if found:
-                rows.extend(breakdown_rows(found, main_name))
+        scenario_and_breakdown(server, main=True, loop=loop, repeats=sizes["repeats"])
         serial_name = f"{latency * 1000:g}ms-c1"
         found = section(f"throughput/{serial_name}", lambda: throughput.scenario(
             serial_name, server, events=sizes["serial_events"], concurrency=1, workdir=workdir, log=log))
         if found:
             rows.extend(throughput_rows(found, main=False, loop=None))
     with standin(0.0, workdir / "standin-zero") as server:
-        zero_name = f"0ms-c{concurrency}"
-        found = section(f"throughput/{zero_name}", lambda: throughput.scenario(
-            zero_name, server, events=events, concurrency=concurrency, workdir=workdir, log=log))
-        if found:
-            rows.extend(throughput_rows(found, main=False, loop=None))
-        if sizes["breakdown"]:
-            found = section(f"throughput/breakdown-{zero_name}", lambda: throughput.breakdown(
-                server, events=events, concurrency=concurrency, workdir=workdir, log=log))
-            if found:
-                rows.extend(breakdown_rows(found, zero_name))
+        scenario_and_breakdown(server, main=False, loop=None, repeats=1)
     return rows
 
 
