@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from event_importer.integrations.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY
 from event_importer_tests.factories import event_data
@@ -30,7 +31,7 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 MAX_BODY = 4_000
 SUBMIT = "/integrations/ticketfairy/submit"
 STATUS = "/integrations/ticketfairy/status"
-VALID_SELECTORS = "valid selectors: all, changed, failed, pending, unsubmitted, upcoming, url"
+SELECTOR_ENUM = "'all', 'changed', 'failed', 'pending', 'unsubmitted', 'upcoming' or 'url'"
 EVENT_IMPORTER = str(Path(sys.executable).parent / "event-importer")
 
 
@@ -235,6 +236,102 @@ def test_the_token_is_required_everywhere_but_health(guarded, method, path, payl
     assert guarded.get("/health").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/events", b"{broken"), (SUBMIT, b"{broken"), (SUBMIT, b'{"dry_run": 0}'), ("/events", b"x" * 20_000_000)],
+    ids=["events-malformed", "submit-malformed", "submit-invalid", "events-over-the-limit"],
+)
+def test_the_token_is_checked_before_the_body_is_read(guarded, path, body):
+    """Without the token the answer is 401 whatever the body holds: it is never parsed, nor even counted."""
+    headers = {"Content-Type": "application/json"}
+    refused = guarded.post(path, content=body, headers=headers)
+    assert refused.status_code == 401, refused.text
+    assert refused.json() == {"detail": "missing or wrong bearer token"}
+    assert guarded.post(path, content=body, headers=headers | AUTH).status_code in (413, 422)
+
+
+def test_a_chunked_submit_over_the_limit_answers_413_not_400(client):
+    body = b'{"selector": "all", "dry_run": true, ' + b" " * (2 * MAX_BODY) + b"}"
+    answer = client.post(SUBMIT, content=chunks(body), headers={"Content-Type": "application/json"})
+    assert answer.request.headers.get("transfer-encoding") == "chunked"
+    assert answer.status_code == 413, answer.text
+    assert answer.json() == {"detail": f"request body larger than {MAX_BODY} bytes"}
+    assert runs_recorded() == 0
+
+
+# -- self-description --------------------------------------------------------------------------------
+
+
+def test_openapi_describes_every_body_and_answer(client):
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    answers = {
+        (method.upper(), path): operation
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    }
+    expected = {
+        ("GET", "/health"): {"200"},
+        ("POST", "/events"): {"200", "207", "401", "413", "422"},
+        ("POST", SUBMIT): {"200", "401", "404", "409", "413", "422"},
+        ("GET", STATUS): {"200", "401"},
+    }
+    for key, codes in expected.items():
+        assert set(answers[key]["responses"]) == codes, key
+        for code, response in answers[key]["responses"].items():
+            assert response["description"], (key, code)
+            assert response["content"]["application/json"]["schema"], (key, code)
+    for key, operation in answers.items():
+        assert ("security" in operation) == (key != ("GET", "/health")), key
+
+    events = answers["POST", "/events"]["requestBody"]
+    assert events["required"] is True
+    assert set(events["content"]) == {"application/json", "application/x-ndjson"}
+    assert "source_url" in components["EventData"]["required"]
+
+    submit = answers["POST", SUBMIT]["requestBody"]
+    assert not submit.get("required"), "an empty body means the defaults"
+    request = components[submit["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert request["additionalProperties"] is False
+    selectors = discover().get("ticketfairy").create_submitter().selectors
+    assert request["properties"]["selector"]["enum"] == sorted(selectors)
+    assert request["properties"]["dry_run"]["type"] == "boolean"
+    [limit] = [s for s in request["properties"]["limit"]["anyOf"] if s["type"] == "integer"]
+    assert (limit["minimum"], limit["maximum"]) == (1, 1_000_000)
+    webhook = [op for (method, path), op in answers.items() if path == "/integrations/webhook/submit"]
+    webhook_request = webhook[0]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert "upcoming" not in components[webhook_request.rsplit("/", 1)[1]]["properties"]["selector"]["enum"]
+
+
+def local_references(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:src|href)="([^"]+)"', html)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_work_offline_and_need_no_token_while_the_schema_does(guarded, page):
+    html = guarded.get(page)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "http://" not in html.text and "https://" not in html.text and "//cdn" not in html.text
+    references = local_references(html.text)
+    assert any(r.endswith(".js") for r in references)
+    for reference in references:
+        assert reference.startswith("/docs-assets/"), reference
+        asset = guarded.get(reference)
+        assert asset.status_code == 200 and len(asset.content) > 1_000, reference
+    assert TOKEN not in html.text
+    # The page fetches the schema itself, with the token it asks for.
+    assert '"/openapi.json"' in html.text and "Authorization" in html.text
+    assert guarded.get("/openapi.json").status_code == 401
+    assert guarded.get("/openapi.json", headers=AUTH).json()["info"]["title"] == "event-importer"
+
+
+def test_without_a_token_the_schema_is_open(client):
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs-assets/swagger-ui-bundle.js").headers["content-type"].startswith("text/javascript")
+
+
 # -- submissions -------------------------------------------------------------------------------------
 
 
@@ -286,8 +383,17 @@ def test_submit_runs_the_job_and_answers_run_id_counts_and_results(client, stand
         ({"dry_run": "perhaps-not"}, "body.dry_run", "Input should be a valid boolean"),
         ({"selectr": "failed"}, "body.selectr", "Extra inputs are not permitted"),
         ({"limit": "many"}, "body.limit", "Input should be a valid integer"),
+        ({"dry_run": 0}, "body.dry_run", "Input should be a valid boolean"),
+        ({"dry_run": "true"}, "body.dry_run", "Input should be a valid boolean"),
+        ({"limit": 9223372036854775808}, "body.limit", "Input should be less than or equal to 1000000"),
+        ({"limit": 1_000_001}, "body.limit", "Input should be less than or equal to 1000000"),
+        ({"limit": "5"}, "body.limit", "Input should be a valid integer"),
+        ({"limit": 2.0}, "body.limit", "Input should be a valid integer"),
     ],
-    ids=["limit-0", "dry-run-not-bool", "unknown-field", "limit-not-int"],
+    ids=[
+        "limit-0", "dry-run-not-bool", "unknown-field", "limit-not-int", "dry-run-0", "dry-run-string",
+        "limit-past-int64", "limit-past-max", "limit-string", "limit-float",
+    ],
 )
 def test_validation_errors_answer_422_naming_the_field_without_echoing_it(client, payload, field, reason):
     answer = client.post(SUBMIT, json=payload)
@@ -299,31 +405,72 @@ def test_validation_errors_answer_422_naming_the_field_without_echoing_it(client
             assert value not in answer.text
 
 
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda client: client.post(SUBMIT),
+        lambda client: client.post(SUBMIT, content=b"", headers={"Content-Type": "application/json"}),
+        lambda client: client.post(SUBMIT, json={}),
+    ],
+    ids=["no-body", "empty-body", "empty-object"],
+)
+def test_an_empty_submit_means_the_defaults(client, stand_in, send):
+    """Every field has a default: no body, an empty one and `{}` all submit the unsubmitted events for real."""
+    events = [event_data(), event_data()]
+    assert client.post("/events", json=events).status_code == 200
+    answer = send(client)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["counts"]["submitted"] == 2
+    assert {a["body"]["data"]["attributes"]["url"] for a in stand_in.accepted} == {e["source_url"] for e in events}
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(answer.json()["run_id"])
+        assert run is not None
+        assert (run.tags["event-importer/selector"], run.tags["event-importer/dry_run"]) == ("unsubmitted", "false")
+
+
 def test_a_body_that_is_not_a_json_object_answers_422(client):
     answer = client.post(SUBMIT, content=b"{oops", headers={"Content-Type": "application/json"})
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["field"].startswith("body")
 
 
-def test_a_wrong_selector_answers_422_listing_the_valid_ones_and_records_nothing(client, dagster_home):
-    answer = client.post(SUBMIT, json={"selector": "bogus"})
-    assert answer.status_code == 422
-    assert answer.json()["detail"] == f"unknown selector 'bogus'; {VALID_SELECTORS}"
-    no_url = client.post(SUBMIT, json={"selector": "url"})
-    assert no_url.status_code == 422 and "needs a url" in no_url.json()["detail"]
-    if (dagster_home / "dagster.yaml").exists():
-        with dg.DagsterInstance.get() as instance:
-            assert instance.get_runs_count() == 0
+NOT_HTTP = "must be an absolute http(s) URL"
+URL_ONLY_WITH_ITS_SELECTOR = "a url goes only with the 'url' selector"
+NO_SUCH_URL = "no event in the cache has that source_url"
 
 
-def test_submit_without_an_api_key_answers_409_and_sends_nothing(client, stand_in, monkeypatch):
+def runs_recorded() -> int:
+    home = os.environ.get("DAGSTER_HOME")
+    if home is None or not Path(home, "dagster.yaml").exists():
+        return 0
+    with dg.DagsterInstance.get() as instance:
+        return instance.get_runs_count()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "detail"),
+    [
+        ({"selector": "bogus"}, 422, [{"field": "body.selector", "reason": f"Input should be {SELECTOR_ENUM}"}]),
+        ({"selector": "url"}, 422, [{"field": "body.url", "reason": "the 'url' selector needs a url"}]),
+        ({"selector": "url", "url": "ftp://x.example/a"}, 422, [{"field": "body.url", "reason": NOT_HTTP}]),
+        ({"url": "https://x.example/a"}, 422, [{"field": "body.url", "reason": URL_ONLY_WITH_ITS_SELECTOR}]),
+        ({"selector": "url", "url": "https://x.example/b", "dry_run": True}, 404, NO_SUCH_URL),
+        ({}, 422, "ticketfairy: TICKETFAIRY_API_KEY not set; set it (environment or .env) or make this a dry run"),
+    ],
+    ids=["unknown-selector", "url-selector-no-url", "bad-url", "url-other-selector", "unknown-url", "no-api-key"],
+)
+def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, monkeypatch, payload, code, detail):
     monkeypatch.delenv("TICKETFAIRY_API_KEY")
     assert client.post("/events", json=[event_data()]).status_code == 200
-    answer = client.post(SUBMIT, json={})
-    assert answer.status_code == 409
-    detail = answer.json()["detail"]
-    assert detail["error"].startswith("ticketfairy: TICKETFAIRY_API_KEY not set") and detail["run_id"]
+    answer = client.post(SUBMIT, json=payload)
+    assert answer.status_code == code, answer.text
+    assert answer.json() == {"detail": detail}
+    assert runs_recorded() == 0
     assert stand_in.requests_seen == 0
+    # Without the missing setting, a dry run of the same event works.
+    dry = client.post(SUBMIT, json={"dry_run": True})
+    assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
+    assert runs_recorded() == 1
 
 
 def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dagster_home, tmp_path):

@@ -1,24 +1,64 @@
-"""The FastAPI application: health, event loading, and each integration's routes."""
+"""The FastAPI application: health, event loading, each integration's routes, and the docs pages."""
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from event_importer import __version__
+from event_importer.api.docs import add_docs
+from event_importer.api.models import TOO_LARGE, UNAUTHORIZED, Health, LoadReport, Problem, answer
 from event_importer.api.routes import integration_router
-from event_importer.api.security import BodySizeLimit, require_token
+from event_importer.api.security import BodySizeLimit, TokenGate, require_token
 from event_importer.db.engine import get_database
 from event_importer.events.loader import load_events, parse_records
+from event_importer.events.model import EventData
 from event_importer.integrations.discovery import discover
 from event_importer.settings import get_settings
+
+HEALTH_URL = "/health"
+JSON_LINES = "application/x-ndjson"
+_EVENTS_BODY = {
+    "required": True,
+    "description": (
+        "Events in the loader's formats: one JSON object, a JSON array of them, or JSON Lines (one object a line). "
+        "The format is read from the body itself, whatever the Content-Type. Each record is validated on its own: "
+        "the valid ones load, the invalid ones are reported with their position."
+    ),
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/EventData"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/EventData"}},
+                ]
+            }
+        },
+        JSON_LINES: {"schema": {"type": "string", "description": "One event (a JSON object) per line."}},
+    },
+}
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="event-importer", version=__version__)
+    app = FastAPI(
+        title="event-importer",
+        version=__version__,
+        description=(
+            "Load events and submit them to each integration's destination through Dagster. "
+            "When `EVENT_IMPORTER_API_TOKEN` is set, every route but /health, /docs and /redoc needs it as a "
+            "bearer token, /openapi.json included."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    public, public_prefixes = add_docs(app)
+    # Added last, so it runs first: no request without the token gets as far as sending a body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(TokenGate, public=[HEALTH_URL, *public], public_prefixes=public_prefixes)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -28,8 +68,9 @@ def create_app() -> FastAPI:
         ]
         return JSONResponse({"detail": problems}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
-    @app.get("/health")
+    @app.get(HEALTH_URL, response_model=Health)
     def health() -> dict[str, Any]:
+        """Whether the API is up, its version, and the integrations it found. Needs no token."""
         found = discover()
         return {
             "status": "ok",
@@ -38,17 +79,27 @@ def create_app() -> FastAPI:
             "failed_integrations": sorted(f.name for f in found.failures),
         }
 
-    @app.post("/events", dependencies=[Depends(require_token)])
+    @app.post(
+        "/events",
+        dependencies=[Depends(require_token)],
+        response_model=LoadReport,
+        responses={
+            207: answer("Some records were invalid: the valid ones loaded, `errors` names the others.", LoadReport),
+            **UNAUTHORIZED,
+            **TOO_LARGE,
+            422: answer("Nothing loaded: every record was invalid (`errors`), or the body is not UTF-8 text.",
+                        LoadReport | Problem),
+        },
+        openapi_extra={"requestBody": _EVENTS_BODY},
+    )
     async def post_events(request: Request) -> JSONResponse:
-        """Load events: a JSON object, a JSON array, or JSON Lines. Invalid records are reported, valid ones load."""
+        """Load events, upserted by `source_url`, and answer the counts: new, updated, unchanged, invalid."""
         raw = await request.body()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="body is not UTF-8 text") from None
+            return JSONResponse({"detail": "body is not UTF-8 text"}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
         database = get_database(get_settings().resolved_database_url)
-        from starlette.concurrency import run_in_threadpool
-
         report = await run_in_threadpool(load_events, database, parse_records(text, "body"))
         body = {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
         loaded = report.new + report.updated + report.unchanged
@@ -59,4 +110,26 @@ def create_app() -> FastAPI:
 
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
+    _describe_event_data(app)
     return app
+
+
+def _describe_event_data(app: FastAPI) -> None:
+    """Put `EventData` (and the models it uses) into the schema's components, for POST /events' body.
+
+    The endpoint reads the body itself, so that one bad record fails alone; FastAPI therefore never
+    sees the model and must be told about it.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        event = EventData.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(event.pop("$defs", {}))
+        components["EventData"] = event
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

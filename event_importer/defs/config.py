@@ -12,6 +12,12 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import BaseSubmitter
+
+# A run's `limit` stays well inside every database's integer range (a larger one is no limit at all).
+MAX_LIMIT = 1_000_000
+
 
 class SubmitConfig(dg.Config):
     """The fields every integration's run configuration has; `selector` is added per integration."""
@@ -20,10 +26,23 @@ class SubmitConfig(dg.Config):
     dry_run: bool = Field(
         default=False, description="Select, transform and record dry-run outcomes, but send nothing."
     )
-    limit: int | None = Field(default=None, ge=1, description="Submit at most this many events (lowest ids first).")
+    limit: int | None = Field(
+        default=None, ge=1, le=MAX_LIMIT, description="Submit at most this many events (lowest ids first)."
+    )
 
     # Set on each per-integration subclass; declared here so every subclass reads the same.
     selector: str = "unsubmitted"
+
+
+def check_sendable(service: str, submitter: BaseSubmitter, dry_run: bool) -> None:
+    """Raise `ConfigurationError` naming the settings a real (not dry) run still needs.
+
+    The run's first step checks this, whoever launched it; the API checks it before starting a run.
+    """
+    if not dry_run and (missing := submitter.missing_settings()):
+        raise ConfigurationError(
+            f"{service}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
+        )
 
 
 def config_class_name(service: str) -> str:

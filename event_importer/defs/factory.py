@@ -24,13 +24,13 @@ from event_importer.defs.config import (
     TAG_TRIGGER,
     SubmitConfig,
     build_config_class,
+    check_sendable,
     job_name,
 )
 from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
 from event_importer.defs.schedules import build_schedule
 from event_importer.defs.sensors import build_new_events_sensor
 from event_importer.defs.values import Selection, Submitted, Transformed
-from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.integrations.packed import Packed
@@ -145,10 +145,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         cfg: SubmitConfig = config
         _tag_run(context, cfg)
         sub = _submitter(context)
-        if not cfg.dry_run and (missing := sub.missing_settings()):
-            raise ConfigurationError(
-                f"{svc}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
-            )
+        check_sendable(svc, sub, cfg.dry_run)
         _say(context, f"selecting events (selector {cfg.selector})")
         with _database(context).session() as session:
             events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))

@@ -1,0 +1,181 @@
+"""What the API takes and answers, as models, so that /openapi.json describes every body and status.
+
+Errors have one shape, `{"detail": ...}`: a sentence, or for a request that does not match its
+schema, a list naming each bad field and why (never echoing the value). A run started by a request
+is named by its `run_id` in every answer about it (`RunResult` now; `RunAccepted` for an answer
+given before the run ends).
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidationInfo
+
+from event_importer.defs.config import MAX_LIMIT
+from event_importer.events.model import check_http_url
+from event_importer.integrations.records import Outcome
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `body.limit`.")
+    reason: str = Field(description="What is wrong with it.")
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str | list[FieldProblem] = Field(
+        description="A sentence, or for a body that does not match its schema, one entry per bad field."
+    )
+
+
+class RefusedRun(Problem):
+    """A request refused by the run it started: a setting went missing after the request was checked."""
+
+    run_id: str = Field(description="The Dagster run that recorded the refusal.")
+
+
+def answer(description: str, model: Any = Problem) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: answer("`EVENT_IMPORTER_API_TOKEN` is set and the request lacks it (bearer).")}
+TOO_LARGE: Responses = {413: answer("The body is over `EVENT_IMPORTER_API_MAX_BODY_BYTES` (declared or chunked).")}
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+class LoadProblem(BaseModel):
+    location: str = Field(description="`body:<line>` for JSON Lines, `body[<index>]` for an array, `body` for all.")
+    reason: str
+
+
+class LoadReport(BaseModel):
+    """What loading did; every invalid record is named with its position and reason."""
+
+    new: int
+    updated: int
+    unchanged: int
+    invalid: int
+    errors: list[LoadProblem]
+
+
+# -- submissions ---------------------------------------------------------------------------------
+
+
+class SubmitRequest(BaseModel):
+    """What to submit; every field has a default, so an empty body (or none) means the defaults.
+
+    Each integration's route takes a subclass whose `selector` is an enum of its own selectors.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    selector: str = Field(default="unsubmitted", description="Which events to submit.")
+    url: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Source URL of one event: required by the `url` selector, refused with any other.",
+    )
+    dry_run: StrictBool = Field(default=False, description="Select, transform and record, but send nothing.")
+    limit: int | None = Field(
+        default=None, ge=1, le=MAX_LIMIT, description=f"Submit at most this many events (1 to {MAX_LIMIT:,})."
+    )
+
+
+def submit_request_model(service: str, selectors: dict[str, bool]) -> type[SubmitRequest]:
+    """The `SubmitRequest` of one integration.
+
+    Args:
+        service: the integration's name (the model is named after it in OpenAPI).
+        selectors: each selector's name, and whether it needs a url.
+    """
+    names = tuple(sorted(selectors))
+    selector_type: Any = Literal[names]
+    needing_url = {name for name, needs in selectors.items() if needs}
+    with_url = " or ".join(map(repr, sorted(needing_url)))
+
+    def url_goes_with_its_selector(cls: type[SubmitRequest], value: str | None, info: ValidationInfo) -> str | None:
+        selector = info.data.get("selector")
+        if selector is None:  # the selector itself was invalid, and is reported
+            return value
+        try:
+            value = check_http_url(value)
+        except ValueError as exc:
+            raise PydanticCustomError("url", str(exc)) from None
+        if selector in needing_url and value is None:
+            raise PydanticCustomError("url_needed", "the {selector} selector needs a url", {"selector": repr(selector)})
+        if selector not in needing_url and value is not None:
+            raise PydanticCustomError(
+                "url_unexpected", "a url goes only with the {selectors} selector", {"selectors": with_url}
+            )
+        return value
+
+    title = "".join(part.capitalize() for part in service.split("_"))
+    return create_model(
+        f"{title}SubmitRequest",
+        __base__=SubmitRequest,
+        __doc__=f"What to submit to {service}; an empty body (or none) means the defaults.",
+        __validators__={"url_goes_with_its_selector": field_validator("url")(url_goes_with_its_selector)},
+        selector=(
+            selector_type,
+            Field(default="unsubmitted", description=f"Which events to submit: one of {', '.join(names)}."),
+        ),
+    )
+
+
+class EventResult(BaseModel):
+    event_id: int
+    source_url: str
+    title: str | None
+    outcome: Outcome
+    attempt: int | None = Field(description="The attempt's number for this event and destination.")
+    http_status: int | None = Field(description="The destination's HTTP status, when it answered.")
+    error: str | None = Field(description="Why it failed, with the destination's own message when it gave one.")
+
+
+class RunRef(BaseModel):
+    run_id: str = Field(description="The Dagster run (see it in the Dagster UI's run history).")
+
+
+class RunAccepted(RunRef):
+    """A run started and not yet finished: where to follow it."""
+
+    url: str = Field(description="Where to follow the run until it ends.")
+
+
+class RunResult(RunRef):
+    """A finished run: its counts and each selected event's outcome."""
+
+    success: bool = Field(description="Whether the Dagster run succeeded (its steps and blocking checks).")
+    error: str | None = Field(description="Why the run failed, when it did.")
+    counts: dict[str, int] = Field(
+        description="selected, transformed, invalid, submitted, failed, dry_run, skipped."
+    )
+    results: list[EventResult]
+
+
+class IntegrationStatus(BaseModel):
+    """Events by the state of their latest real (non-dry-run) attempt."""
+
+    service: str
+    events: int = Field(description="All events in the cache; the next six add up to it.")
+    unsubmitted: int
+    dry_run_only: int
+    success: int
+    failed: int
+    pending: int = Field(description="Claimed by a live run.")
+    stale_pending: int = Field(description="Claimed by a process that is gone; the `pending` selector takes them over.")
+    changed: int = Field(description="Accepted, but the event's data changed since.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    integrations: list[str]
+    failed_integrations: list[str] = Field(description="Integrations that failed to load (see the server's log).")
