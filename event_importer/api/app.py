@@ -3,9 +3,11 @@
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from event_importer import __version__
 from event_importer.api.docs import add_docs
@@ -67,6 +69,17 @@ def create_app() -> FastAPI:
             {"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
         ]
         return JSONResponse({"detail": problems}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 for a JSON body it cannot decode at all (not UTF-8, nested too deep);
+        # it is as unprocessable as malformed JSON, which gets 422, and is reported the same way.
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+            reason = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "not valid JSON"
+            return JSONResponse(
+                {"detail": [{"field": "body", "reason": reason}]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+            )
+        return await http_exception_handler(request, exc)
 
     @app.get(HEALTH_URL, response_model=Health)
     def health() -> dict[str, Any]:
