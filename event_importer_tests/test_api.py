@@ -473,6 +473,15 @@ def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, mon
     assert runs_recorded() == 1
 
 
+def test_the_url_selector_submits_the_one_event_it_names(client, stand_in):
+    events = [event_data(), event_data()]
+    assert client.post("/events", json=events).status_code == 200
+    answer = client.post(SUBMIT, json={"selector": "url", "url": f"  {events[1]['source_url']} "})
+    assert answer.status_code == 200, answer.text
+    assert [r["source_url"] for r in answer.json()["results"]] == [events[1]["source_url"]]
+    assert [a["body"]["data"]["attributes"]["url"] for a in stand_in.accepted] == [events[1]["source_url"]]
+
+
 def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dagster_home, tmp_path):
     """A CLI run in another process holds the job: the API refuses rather than run beside it."""
     events = [event_data() for _ in range(4)]

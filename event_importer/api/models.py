@@ -163,6 +163,9 @@ class RunResult(RunRef):
 class IntegrationStatus(BaseModel):
     """Events by the state of their latest real (non-dry-run) attempt."""
 
+    # A count the ledger learns to tell apart reaches clients before this model names it.
+    model_config = ConfigDict(extra="allow")
+
     service: str
     events: int = Field(description="All events in the cache; the next six add up to it.")
     unsubmitted: int
