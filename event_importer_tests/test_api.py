@@ -578,6 +578,12 @@ def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settin
             assert loaded.status_code == 200 and loaded.json()["new"] == 2
             too_big = http.post("/events", content=chunks(big_body()), headers=AUTH)
             assert too_big.status_code == 413
+            padded = b'{"dry_run": true' + b" " * (2 * MAX_BODY) + b"}"
+            json_type = {"Content-Type": "application/json"}
+            assert http.post(SUBMIT, content=chunks(padded), headers=AUTH | json_type).status_code == 413
+            assert http.post(SUBMIT, content=b"{broken", headers=json_type).status_code == 401
+            assert http.get("/openapi.json").status_code == 401
+            assert http.get("/docs").status_code == 200
 
             answer = http.post(SUBMIT, json={}, headers=AUTH)
             assert answer.status_code == 200, answer.text
