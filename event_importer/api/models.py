@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, fie
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
-from event_importer.defs.config import MAX_LIMIT
 from event_importer.events.model import check_http_url
 from event_importer.integrations.records import Outcome
+from event_importer.submission_request import MAX_LIMIT
 
 # -- errors --------------------------------------------------------------------------------------
 

@@ -19,11 +19,11 @@ from event_importer.api.models import (
 )
 from event_importer.api.security import require_token
 from event_importer.db.engine import get_database
-from event_importer.defs.config import check_sendable
 from event_importer.errors import EventImporterError, RunInProgressError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.settings import get_settings
+from event_importer.submission_request import check_sendable
 
 
 def integration_router(integration: Integration | str) -> APIRouter:

@@ -12,11 +12,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import BaseSubmitter
-
-# A run's `limit` stays well inside every database's integer range (a larger one is no limit at all).
-MAX_LIMIT = 1_000_000
+from event_importer.submission_request import MAX_LIMIT
 
 
 class SubmitConfig(dg.Config):
@@ -32,17 +28,6 @@ class SubmitConfig(dg.Config):
 
     # Set on each per-integration subclass; declared here so every subclass reads the same.
     selector: str = "unsubmitted"
-
-
-def check_sendable(service: str, submitter: BaseSubmitter, dry_run: bool) -> None:
-    """Raise `ConfigurationError` naming the settings a real (not dry) run still needs.
-
-    The run's first step checks this, whoever launched it; the API checks it before starting a run.
-    """
-    if not dry_run and (missing := submitter.missing_settings()):
-        raise ConfigurationError(
-            f"{service}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
-        )
 
 
 def config_class_name(service: str) -> str:

@@ -24,7 +24,6 @@ from event_importer.defs.config import (
     TAG_TRIGGER,
     SubmitConfig,
     build_config_class,
-    check_sendable,
     job_name,
 )
 from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
@@ -35,6 +34,7 @@ from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.integrations.packed import Packed
 from event_importer.integrations.records import EventRef, SubmissionReport, SubmissionResult, failures_first
+from event_importer.submission_request import check_sendable
 
 # Rows of the Markdown tables in materialization metadata.
 PREVIEW_ROWS = 20
