@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from event_importer import __version__
@@ -111,8 +110,10 @@ def create_app() -> FastAPI:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return JSONResponse({"detail": "body is not UTF-8 text"}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="body is not UTF-8 text") from None
         database = get_database(get_settings().resolved_database_url)
+        from starlette.concurrency import run_in_threadpool
+
         report = await run_in_threadpool(load_events, database, parse_records(text, "body"))
         body = {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
         loaded = report.new + report.updated + report.unchanged
