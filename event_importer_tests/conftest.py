@@ -25,15 +25,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
 
 
-@pytest.fixture(scope="session")
-def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for the session: the tests never write to ~/.cache, and the CLI processes they
-    start build the timezone indexes once rather than each."""
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, session_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own data folder and no settings from the developer's environment."""
     for name in list(os.environ):
         ours = name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME"))
@@ -42,7 +35,6 @@ def isolated_settings(tmp_path: Path, session_cache_dir: Path, monkeypatch: pyte
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("EVENT_IMPORTER_HOME", str(home))
-    monkeypatch.setenv("EVENT_IMPORTER_CACHE_DIR", str(session_cache_dir))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield home
