@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from event_importer.db.engine import Database, _databases
 from event_importer.db.models import Base
+from event_importer.integrations.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.standin import StandInServer
 
@@ -25,11 +26,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
 
 
+def _integration_prefixes() -> tuple[str, ...]:
+    """The settings prefix of every discovered integration (built-in folders and installed plugins)."""
+    prefixes = (
+        str(integration.submitter_class.settings_class.model_config.get("env_prefix") or "")
+        for integration in discover().integrations.values()
+    )
+    return tuple(sorted({prefix.upper() for prefix in prefixes if prefix}))
+
+
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own data folder and no settings from the developer's environment."""
+    prefixes = ("EVENT_IMPORTER_", "DAGSTER_HOME", *_integration_prefixes())
     for name in list(os.environ):
-        ours = name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME"))
+        ours = name.startswith(prefixes)
         test_setting = name.startswith("EVENT_IMPORTER_TEST_") or name == "EVENT_IMPORTER_REQUIRE_POSTGRES"
         if ours and not test_setting:
             monkeypatch.delenv(name)
