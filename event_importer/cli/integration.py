@@ -73,7 +73,7 @@ def integration_group(integration: Integration | str) -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
     def status(as_json: bool) -> None:
         """Count the events by their latest submission state."""
-        from event_importer.runs import integration_status
+        from event_importer.states import integration_status
 
         try:
             counts = integration_status(name)

@@ -238,6 +238,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             dry_run=selection.dry_run,
             client=None if selection.dry_run else resource.create_client(),
             progress=progress,
+            trigger=context.run.tags.get(TAG_TRIGGER),
         )
         report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, payloads.invalid, results)
         counts = report.counts
