@@ -1,4 +1,4 @@
-"""The commands every integration gets (`submit`, `status`, `retry-failed`) and `event-importer ui`.
+"""The commands every integration gets (`submit`, `status`, `retry-failed`, `history`) and `event-importer ui`.
 
 `integration_group(integration)` builds a fresh click group for one integration. An integration's
 own `cli.py` can start from it and add commands:
@@ -18,6 +18,7 @@ Exit status of `submit` and `retry-failed`: 0 when every selected event succeede
 """
 
 import gc
+import json
 import os
 import shutil
 import signal
@@ -85,7 +86,41 @@ def integration_group(integration: Integration | str) -> click.Group:
         rows = [[key.replace("_", " "), value] for key, value in counts.items() if key != "service"]
         click.echo(table(["state", "events"], rows))
 
+    @group.command("history")
+    @click.argument("event")
+    @click.option("--json", "as_json", is_flag=True, help="Print every attempt, with payload and answer, as JSON.")
+    def history(event: str, as_json: bool) -> None:
+        """Every attempt to send one event (its id or source URL), dry runs included, oldest first."""
+        from event_importer.cli.main import open_database
+        from event_importer.history import integration_history
+
+        try:
+            found = integration_history(open_database(), integration, event)
+        except EventImporterError as exc:
+            _usage_error(str(exc), as_json)
+        if as_json:
+            print_json(found)
+            return
+        print_history(found)
+
     return group
+
+
+def print_history(history: dict[str, Any]) -> None:
+    """One block per attempt: what happened, then the payload sent and the answer, as compact JSON."""
+    event = history["event"]
+    state = history["state"] + (", changed since" if history.get("changed") else "")
+    click.echo(f"event {event['id']} {event['title']!r} ({event['source_url']})")
+    click.echo(f"{history['service']}: {state}; {len(history['attempts'])} attempts (dry runs included)")
+    for a in history["attempts"]:
+        label = "dry run" if a["status"] == "dry_run" else f"attempt {a['attempt']} {a['status']}"
+        http = f" HTTP {a['http_status']}" if a["http_status"] is not None else ""
+        run = f"run {a['run_id']}" + (f" ({a['trigger']})" if a["trigger"] else "") if a["run_id"] else "no run"
+        click.echo(f"\n{a['created_at']}  {label}{http}  {run}")
+        for key in ("error", "payload", "answer"):
+            if a[key] is not None:
+                value = a[key] if isinstance(a[key], str) else json.dumps(a[key], ensure_ascii=False)
+                click.echo(f"  {key}: {value}")
 
 
 def run_submission(

@@ -248,6 +248,11 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             "selector": selection.selector,
             "mode": _mode(selection.dry_run),
             "results": dg.MetadataValue.md(results_table(results)),
+            # From a failed event's row (its id or source URL) to every attempt it had.
+            "history": dg.MetadataValue.text(
+                f"event-importer {svc} history <event id or source_url>; "
+                f"API: GET /integrations/{svc}/events/<id>/attempts"
+            ),
         }
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
