@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,8 +51,8 @@ ACTIVE_STATUSES = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-# Per-event progress lines for runs up to this size; bigger runs report every 1 %.
-EVERY_EVENT_UP_TO = 100
+# At most about this many progress lines per run, however big.
+PROGRESS_LINES = 20
 # Dagster's console logger would print every event of the run to stderr; the event log keeps them all.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -109,11 +110,16 @@ class RunSummary:
 
 
 class _Listener:
-    """Collects the run's results as they come and tells `on_progress` about them."""
+    """Collects the run's results as they come and tells `on_progress` how far the run is.
+
+    Progress is a running count by outcome, not a line per event: the caller prints the events
+    themselves once, in its results table.
+    """
 
     def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.on_progress = on_progress
         self.results: list[SubmissionResult] = []
+        self.outcomes: Counter[str] = Counter()
 
     def message(self, text: str) -> None:
         if self.on_progress is not None:
@@ -121,12 +127,12 @@ class _Listener:
 
     def result(self, result: SubmissionResult, done: int, total: int) -> None:
         self.results.append(result)
+        self.outcomes[result.outcome.value] += 1
         if self.on_progress is None:
             return
-        if total <= EVERY_EVENT_UP_TO or done % max(1, total // 100) == 0 or done == total:
-            what = result.title or result.source_url
-            error = f": {result.error}" if result.error else ""
-            self.on_progress(f"[{done}/{total}] {result.outcome.value} {what}{error}")
+        if done % max(1, total // PROGRESS_LINES) == 0 or done == total:
+            tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.outcomes.items()))
+            self.on_progress(f"[{done}/{total}] recorded: {tally}")
 
 
 def submit_through_dagster(
