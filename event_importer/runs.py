@@ -52,7 +52,7 @@ ACTIVE_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 # At most about this many progress lines per run, however big.
-PROGRESS_LINES = 20
+PROGRESS_LINES = 10
 # Dagster's console logger would print every event of the run to stderr; the event log keeps them all.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

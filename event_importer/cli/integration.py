@@ -169,6 +169,7 @@ def run_submission(
         if summary.error:
             click.echo(f"error: {summary.error}", err=True)
         click.echo("see it in the Dagster UI: event-importer ui", err=True)
+        click.echo(f"each event's attempts and payloads: event-importer {service} history <event id>", err=True)
     if summary.configuration_error:
         sys.exit(USAGE_ERROR)
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
