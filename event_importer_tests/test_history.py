@@ -77,7 +77,7 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     assert json.loads(cli("webhook", "history", str(event_id), "--json")) == history
 
     text = cli("webhook", "history", str(event_id))
-    assert "東京 Night 🎧" in text and "webhook: success; 3 attempts" in text
+    assert "東京 Night 🎧" in text and "webhook: success; 3 attempts (dry runs included)" in text
     assert f"dry run  run {dry['run_id']} (cli)" in text
     assert f"attempt 1 failed HTTP 422  run {failed['run_id']} (cli)" in text
     assert f"attempt 2 success HTTP 204  run {retried['run_id']} (api)" in text

@@ -112,9 +112,10 @@ def integration_group(integration: Integration | str) -> click.Group:
 def print_history(history: dict[str, Any]) -> None:
     """One block per attempt: what happened, then the payload sent and the answer, as compact JSON."""
     event = history["event"]
-    state = history["state"] + (", changed since" if history.get("changed") else "")
+    state = history["state"] + (", changed since its latest success" if history.get("changed") else "")
+    count = len(history["attempts"])
     click.echo(f"event {event['id']} {event['title']!r} ({event['source_url']})")
-    click.echo(f"{history['service']}: {state}; {len(history['attempts'])} attempts (dry runs included)")
+    click.echo(f"{history['service']}: {state}; {count} attempt{'' if count == 1 else 's'} (dry runs included)")
     for a in history["attempts"]:
         label = "dry run" if a["status"] == "dry_run" else f"attempt {a['attempt']} {a['status']}"
         http = f" HTTP {a['http_status']}" if a["http_status"] is not None else ""
