@@ -64,10 +64,13 @@ def test_finish_records_outcomes_and_attempts_count_real_tries_only(database):
     assert stale is None  # attempt 1 is taken: a run that saw no attempts is too late
     [retry] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 1)])
     assert retry is not None and retry.attempt == 2
-    ledger.finish([Outcome(retry.submission_id, SubmissionStatus.SUCCESS, response={"data": {"id": "7"}})])
+    ledger.finish(
+        [Outcome(retry.submission_id, SubmissionStatus.SUCCESS, 201, response={"data": {"id": "7"}}, payload={"n": 1})]
+    )
     statuses = [(r.status, r.attempt, r.http_status, r.finished_at is not None) for r in rows(database, event_id)]
-    assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, None, True)]
-    assert rows(database, event_id)[-1].response == {"data": {"id": "7"}}
+    assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, 201, True)]
+    # The column holds what was sent and the answer; the run's trigger when the ledger knows it.
+    assert rows(database, event_id)[-1].response == {"payload": {"n": 1}, "answer": {"data": {"id": "7"}}}
 
 
 def test_owner_liveness():

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from event_importer import __version__
+from event_importer.api.history import router as history_router
 from event_importer.api.routes import integration_router
 from event_importer.api.security import BodySizeLimit, require_token
 from event_importer.db.engine import get_database
@@ -59,4 +60,5 @@ def create_app() -> FastAPI:
 
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
+    app.include_router(history_router)
     return app
