@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,31 +39,27 @@ def current_owner() -> str:
 def owner_alive(owner: str | None, claimed_at: dt.datetime | None, *, stale_after: float) -> bool:
     """Whether the process that made a claim may still be working on it.
 
-    On this host the process table answers; for another host only the claim's age can, after
-    `stale_after` seconds.
+    On this host the process table answers (a zombie, or a process started after the claim under a
+    reused pid, is not the owner); for another host only the claim's age can, after `stale_after`
+    seconds.
     """
+    if claimed_at is not None and claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     host, _, pid = (owner or "").rpartition(":")
     if host == HOSTNAME and pid.isdigit():
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            process = psutil.Process(int(pid))
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            # A second of slack: create_time is rounded to the clock tick.
+            return claimed_at is None or process.create_time() <= claimed_at.timestamp() + 1
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.AccessDenied:
             return True
-        return not _is_zombie(int(pid))
     if claimed_at is None:
         return False
-    if claimed_at.tzinfo is None:
-        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     return (utcnow() - claimed_at).total_seconds() < stale_after
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +82,14 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What came of one claimed attempt."""
+    """What came of one claimed attempt: `response` is the destination's answer, `payload` what was sent."""
 
     submission_id: int
     status: SubmissionStatus
     http_status: int | None = None
     response: dict[str, Any] | None = None
     error: str | None = None
+    payload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +102,28 @@ class FinalRecord:
     status: SubmissionStatus
     response: dict[str, Any] | None = None
     error: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What the `response` column holds about one attempt: who started its run, what was sent, the answer."""
+
+    trigger: str | None = None
+    payload: dict[str, Any] | None = None
+    answer: Any = None
+
+    def to_json(self) -> dict[str, Any] | None:
+        stored = {"trigger": self.trigger, "payload": self.payload, "answer": self.answer}
+        return {key: value for key, value in stored.items() if value is not None} or None
+
+    @classmethod
+    def from_json(cls, stored: Any) -> "AttemptRecord":
+        # Rows written before the column held these three keys hold the answer alone (dry runs:
+        # the payload alone, under the same key as now).
+        if isinstance(stored, dict) and stored and set(stored) <= {"trigger", "payload", "answer"}:
+            return cls(stored.get("trigger"), stored.get("payload"), stored.get("answer"))
+        return cls(answer=stored)
 
 
 # One Core statement, executed for many rows at once: half the CPU of the ORM's bulk update by key,
@@ -125,10 +145,20 @@ _FINISH = (
 class SubmissionLedger:
     """Claims and outcomes of one run for one service."""
 
-    def __init__(self, database: Database, service_name: str, run_id: str, *, stale_after: float = 3600.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        service_name: str,
+        run_id: str,
+        *,
+        stale_after: float = 3600.0,
+        trigger: str | None = None,
+    ) -> None:
         self.database = database
         self.service_name = service_name
         self.run_id = run_id
+        #: Who started the run (cli, api, schedule, sensor, ui), kept with each attempt's record.
+        self.trigger = trigger
         self.owner = current_owner()
         self.stale_after = stale_after
 
@@ -230,7 +260,7 @@ class SubmissionLedger:
                 "submission_id": o.submission_id,
                 "status": o.status.value,
                 "http_status": o.http_status,
-                "response": o.response,
+                "response": AttemptRecord(self.trigger, o.payload, o.response).to_json(),
                 "error": o.error,
                 "finished_at": now,
             }
@@ -254,7 +284,11 @@ class SubmissionLedger:
             now = utcnow()
             rows = [
                 self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now)
-                | {"finished_at": now, "response": r.response, "error": r.error}
+                | {
+                    "finished_at": now,
+                    "response": AttemptRecord(self.trigger, r.payload, r.response).to_json(),
+                    "error": r.error,
+                }
                 for r in records
             ]
             written = {

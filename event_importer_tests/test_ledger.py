@@ -3,6 +3,7 @@ from a dead one with the reason recorded; attempt numbers count real attempts on
 
 import subprocess
 import sys
+import time
 
 from sqlalchemy import select
 
@@ -63,10 +64,13 @@ def test_finish_records_outcomes_and_attempts_count_real_tries_only(database):
     assert stale is None  # attempt 1 is taken: a run that saw no attempts is too late
     [retry] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 1)])
     assert retry is not None and retry.attempt == 2
-    ledger.finish([Outcome(retry.submission_id, SubmissionStatus.SUCCESS, response={"data": {"id": "7"}})])
+    ledger.finish(
+        [Outcome(retry.submission_id, SubmissionStatus.SUCCESS, 201, response={"data": {"id": "7"}}, payload={"n": 1})]
+    )
     statuses = [(r.status, r.attempt, r.http_status, r.finished_at is not None) for r in rows(database, event_id)]
-    assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, None, True)]
-    assert rows(database, event_id)[-1].response == {"data": {"id": "7"}}
+    assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, 201, True)]
+    # The column holds what was sent and the answer; the run's trigger when the ledger knows it.
+    assert rows(database, event_id)[-1].response == {"payload": {"n": 1}, "answer": {"data": {"id": "7"}}}
 
 
 def test_owner_liveness():
@@ -78,3 +82,18 @@ def test_owner_liveness():
     old = recent - dt.timedelta(hours=2)
     assert owner_alive("elsewhere:1", recent, stale_after=3600)
     assert not owner_alive("elsewhere:1", old, stale_after=3600)
+    # This process started after a claim made two hours ago: its pid was reused, the owner is gone.
+    assert owner_alive(current_owner(), recent, stale_after=1e9)
+    assert not owner_alive(current_owner(), old, stale_after=1e9)
+
+
+def test_a_zombie_owns_nothing():
+
+    child = subprocess.Popen(["true"])
+    owner = f"{current_owner().rpartition(':')[0]}:{child.pid}"
+    for _ in range(200):  # until it has exited, unreaped
+        if not owner_alive(owner, None, stale_after=1e9):
+            break
+        time.sleep(0.01)
+    assert not owner_alive(owner, None, stale_after=1e9)
+    child.wait()

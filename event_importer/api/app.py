@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from event_importer import __version__
 from event_importer.api.docs import add_docs
+from event_importer.api.history import router as history_router
 from event_importer.api.models import TOO_LARGE, UNAUTHORIZED, Health, LoadReport, Problem, answer
 from event_importer.api.routes import integration_router
 from event_importer.api.security import BodySizeLimit, TokenGate, require_token
@@ -124,12 +125,14 @@ def create_app() -> FastAPI:
 
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
+    app.include_router(history_router)
     _describe_event_data(app)
     return app
 
 
 def _describe_event_data(app: FastAPI) -> None:
-    """Put `EventData` (and the models it uses) into the schema's components, for POST /events' body.
+    """Put `EventData` (and the models it uses) into the schema's components, for POST /events' body,
+    and describe 422 answers as this app gives them.
 
     The endpoint reads the body itself, so that one bad record fails alone; FastAPI therefore never
     sees the model and must be told about it.
@@ -144,6 +147,26 @@ def _describe_event_data(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(event.pop("$defs", {}))
         components["EventData"] = event
+        _document_validation_errors(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_validation_errors(schema: dict[str, Any]) -> None:
+    """Describe FastAPI's default 422 (for any route with parameters) as `Problem`, the shape this app answers.
+
+    Routes that declare their own 422 keep it; this covers the rest, integrations' own routes included.
+    """
+    default = "#/components/schemas/HTTPValidationError"
+    components = schema["components"]["schemas"]
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            content = operation.get("responses", {}).get("422", {}).get("content", {})
+            for media in content.values():
+                if media.get("schema", {}).get("$ref") == default:
+                    # POST /events' own 422 already put `Problem` in the components.
+                    media["schema"] = {"$ref": "#/components/schemas/Problem"}
+    if default not in str(schema.get("paths")):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)

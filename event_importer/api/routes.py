@@ -114,7 +114,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
     @router.get("/status", response_model=IntegrationStatus)
     def status_() -> dict[str, Any]:
         """Counts of events by their latest submission state for this integration."""
-        from event_importer.runs import integration_status
+        from event_importer.states import integration_status
 
         return integration_status(name)
 

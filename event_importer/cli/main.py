@@ -1,5 +1,6 @@
 """The root `event-importer` command: events, integrations, one group per integration, ui and api."""
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,37 @@ def events_list(as_json: bool, limit: int | None) -> None:
         [r["id"], r["date"], r["title"], r["city"], r["source_url"]] for r in rows
     ]))
     click.echo(f"{len(rows)} events")
+
+
+@events.command("show")
+@click.argument("event")
+@click.option("--json", "as_json", is_flag=True, help="Print the event and its state per destination as JSON.")
+def events_show(event: str, as_json: bool) -> None:
+    """One event (its id or source URL): its data and its state at each destination."""
+    from event_importer.history import event_overview
+
+    try:
+        integrations = [found for _, found in sorted(discover().integrations.items())]
+        overview = event_overview(open_database(), integrations, event)
+    except EventImporterError as exc:
+        if as_json:
+            print_json({"error": str(exc)})
+        fail(str(exc))
+    if as_json:
+        print_json(overview)
+        return
+    found = overview["event"]
+    click.echo(f"event {found['id']}: {found['source_url']} (updated {found['updated_at']})")
+    click.echo(json.dumps(found["data"], indent=2, ensure_ascii=False))
+    rows = []
+    for name, at in overview["destinations"].items():
+        latest = at["latest_attempt"] or {}
+        rows.append([
+            name, at["state"], "yes" if at["changed"] else "", at["attempts"], at["dry_runs"],
+            latest.get("created_at") or "", latest.get("http_status") or "", latest.get("error") or "",
+        ])
+    click.echo(table(["destination", "state", "changed", "attempts", "dry runs", "latest", "http", "error"], rows))
+    click.echo(f"each attempt, with payload and answer: event-importer <destination> history {found['id']}")
 
 
 @cli.group()

@@ -235,6 +235,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             dry_run=selection.dry_run,
             client=None if selection.dry_run else resource.create_client(),
             progress=progress,
+            trigger=context.run.tags.get(TAG_TRIGGER),
         )
         report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, payloads.invalid, results)
         counts = report.counts
@@ -244,6 +245,11 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             "selector": selection.selector,
             "mode": _mode(selection.dry_run),
             "results": dg.MetadataValue.md(results_table(results)),
+            # From a failed event's row (its id or source URL) to every attempt it had.
+            "history": dg.MetadataValue.text(
+                f"event-importer {svc} history <event id or source_url>; "
+                f"API: GET /integrations/{svc}/events/<id>/attempts"
+            ),
         }
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(

@@ -1,58 +1,25 @@
 """The selectors every integration gets: unsubmitted, failed, pending, changed, all and url.
 
-Each rests on the latest *real* attempt per (event, service): dry runs are ignored, so a dry run
-never counts as submitted, and an event whose retry succeeded is no longer `failed`.
+The first four are the event states of `event_importer.states`, the same statements the status
+report counts, so a selector picks exactly the events `status` counts in its state.
 """
 
-from typing import Any
+from sqlalchemy import Select, select
 
-from sqlalchemy import Exists, Select, and_, select
-from sqlalchemy.orm import aliased
-
-from event_importer.db.models import EventCache, Submission, SubmissionStatus
+from event_importer.db.models import EventCache
 from event_importer.errors import EventImporterError
 from event_importer.integrations.base import BaseSelector
-
-_REAL = Submission.status != SubmissionStatus.DRY_RUN.value
-
-
-# "The latest attempt" is phrased as an attempt that no later one follows (a join plus NOT EXISTS),
-# not as the attempt whose id is the max: PostgreSQL then reads the service's attempts in event order
-# from an index (`ix_submissions_real` once the table is vacuumed) and merge-joins them with the
-# events, instead of running an aggregate sub-select for every event it passes, most of which do not
-# match. Each condition on an attempt repeats `status != 'dry_run'`, without which SQLite does not
-# use `ix_submissions_real`, a partial index.
+from event_importer.states import STATES, EventState
 
 
-def _with_attempt(service_name: str, attempt: type[Submission], *conditions: Any) -> Select[EventCache]:
-    """Events joined to their real attempts (for this service) that meet `conditions`."""
-    joined = and_(
-        attempt.event_cache_id == EventCache.id,
-        attempt.service_name == service_name,
-        attempt.status != SubmissionStatus.DRY_RUN.value,
-        *conditions,
-    )
-    # The same order as the event id `select` orders by, named on the attempt: SQLite starts from
-    # the index of attempts and does not carry its order across the join's equality, so without
-    # this it would sort every match before returning the first.
-    return select(EventCache).join(attempt, joined).order_by(attempt.event_cache_id)
+class StateSelector(BaseSelector):
+    """The events in one state (see `event_importer.states`)."""
 
+    def __init__(self, state: EventState) -> None:
+        self.state = state
 
-def _followed(service_name: str, attempt: type[Submission], *, by_success: bool = False) -> Exists:
-    """Whether a later real attempt (with `by_success`, a later success) follows `attempt`."""
-    later = aliased(Submission, name="later")
-    # `SELECT later.id`, not `SELECT *`: SQLite then answers from the index alone.
-    return (
-        select(later.id)
-        .where(
-            later.service_name == service_name,
-            later.event_cache_id == attempt.event_cache_id,
-            later.id > attempt.id,
-            later.status != SubmissionStatus.DRY_RUN.value,
-            *([later.status == SubmissionStatus.SUCCESS.value] if by_success else []),
-        )
-        .exists()
-    )
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
+        return self.state.statement(service_name)
 
 
 class AllSelector(BaseSelector):
@@ -60,62 +27,6 @@ class AllSelector(BaseSelector):
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         return select(EventCache)
-
-
-class UnsubmittedSelector(BaseSelector):
-    """Events never sent to this service (dry runs do not count)."""
-
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        # `SELECT id`, not `SELECT *`: SQLite then answers from `ix_submissions_real` alone.
-        attempted = (
-            select(Submission.id)
-            .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL)
-            .exists()
-        )
-        return select(EventCache).where(~attempted)
-
-
-class FailedSelector(BaseSelector):
-    """Events whose latest attempt failed."""
-
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        latest = aliased(Submission, name="latest")
-        return _with_attempt(service_name, latest, latest.status == SubmissionStatus.FAILED.value).where(
-            ~_followed(service_name, latest)
-        )
-
-
-class PendingSelector(BaseSelector):
-    """Events whose latest attempt is still pending, e.g. left behind by a killed run.
-
-    A pending attempt is always the latest real one (no run can claim an event while it has one),
-    so this asks for the pending row itself, which the partial index `uq_submissions_one_pending`
-    finds directly.
-    """
-
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        # A join rather than EXISTS, so the planner starts from the few pending rows, not every event.
-        return select(EventCache).join(
-            Submission,
-            and_(
-                Submission.event_cache_id == EventCache.id,
-                Submission.service_name == service_name,
-                Submission.status == SubmissionStatus.PENDING.value,
-            ),
-        )
-
-
-class ChangedSelector(BaseSelector):
-    """Events whose data changed since their latest successful submission."""
-
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        success = aliased(Submission, name="latest_success")
-        return _with_attempt(
-            service_name,
-            success,
-            success.status == SubmissionStatus.SUCCESS.value,
-            success.data_hash != EventCache.data_hash,
-        ).where(~_followed(service_name, success, by_success=True))
 
 
 class UrlSelector(BaseSelector):
@@ -129,12 +40,10 @@ class UrlSelector(BaseSelector):
         return select(EventCache).where(EventCache.source_url == url)
 
 
+# The states with a selector of their own; `success` has none (nothing to do for those events).
+SELECTED_STATES = ("unsubmitted", "failed", "pending", "changed")
+
+
 def standard_selectors() -> dict[str, BaseSelector]:
-    return {
-        "unsubmitted": UnsubmittedSelector(),
-        "failed": FailedSelector(),
-        "pending": PendingSelector(),
-        "changed": ChangedSelector(),
-        "all": AllSelector(),
-        "url": UrlSelector(),
-    }
+    selectors: dict[str, BaseSelector] = {name: StateSelector(STATES[name]) for name in SELECTED_STATES}
+    return selectors | {"all": AllSelector(), "url": UrlSelector()}

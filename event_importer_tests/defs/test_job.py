@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from event_importer.db.models import Submission
+from event_importer.db.models import EventCache, Submission
 from event_importer.defs import integration_defs
 from event_importer.integrations.discovery import discover
 from event_importer_tests.defs.conftest import SERVICE, files_containing
@@ -115,6 +115,12 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     assert "failed" in lines[2] and "title" in lines[2]
     assert "Rock \\| Roll Night" in lines[3]
     assert all(line.count("|") - line.count("\\|") == 7 for line in lines[2:])
+    # Each failed event is named by id and source URL, and the metadata says how to see its history.
+    [failed] = [r for r in rows(cache_db, result.run_id) if r.error]
+    with cache_db.session() as session:
+        source_url = session.get(EventCache, failed.event_cache_id).source_url
+    assert f"| {failed.event_cache_id} | failed |" in lines[2] and source_url in lines[2]
+    assert results["history"].startswith(f"event-importer {SERVICE} history <event id or source_url>")
 
 
 def test_a_run_where_most_events_fail_fails_its_check(instance, cache_db, ticketfairy_env):

@@ -1,42 +1,92 @@
-"""`integration_status`: every event counted once by the state of its latest real attempt, on SQLite
-and PostgreSQL, with stale claims (their process is gone) told apart from live ones."""
+"""`integration_status`: each state's count is what that state's selector selects, on SQLite and
+PostgreSQL, over a ledger with every kind of history; stale claims (their process is gone) are told
+apart from live ones within `pending`."""
 
 import socket
 
 from sqlalchemy import update
 
 from event_importer.db.models import Submission, SubmissionStatus
-from event_importer.runs import integration_status
+from event_importer.integrations.discovery import discover
+from event_importer.states import STATES, integration_status
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
 
+S = SubmissionStatus
 
-def test_status_counts_each_event_by_its_latest_state(event_db):
-    changed = event_data()
-    ids = add_events(event_db, *(event_data() for _ in range(6)), changed)
-    success, failed, pending, stale, dry_run, _unsubmitted, was_changed = ids
-    attempt(event_db, SERVICE, success, SubmissionStatus.SUCCESS)
-    attempt(event_db, SERVICE, failed, SubmissionStatus.SUCCESS)
-    attempt(event_db, SERVICE, failed, SubmissionStatus.FAILED)
-    attempt(event_db, SERVICE, pending, SubmissionStatus.PENDING, run_id="live")
-    attempt(event_db, SERVICE, stale, SubmissionStatus.PENDING, run_id="killed")
-    attempt(event_db, SERVICE, dry_run, SubmissionStatus.DRY_RUN)
-    attempt(event_db, SERVICE, was_changed, SubmissionStatus.SUCCESS)
+
+def _ledger_with_every_history(event_db) -> dict[str, int]:
+    """One event per kind of history; returns the ids by kind."""
+    histories: dict[str, list[SubmissionStatus]] = {
+        "never": [],
+        "dry_runs_only": [S.DRY_RUN, S.DRY_RUN],
+        "success": [S.SUCCESS],
+        "dry_run_then_success": [S.DRY_RUN, S.SUCCESS],
+        "success_then_dry_run": [S.SUCCESS, S.DRY_RUN],
+        "failed": [S.FAILED],
+        "failed_then_dry_run": [S.FAILED, S.DRY_RUN],
+        "retried": [S.FAILED, S.FAILED, S.SUCCESS],
+        "success_then_failed": [S.SUCCESS, S.FAILED],
+        "pending": [S.PENDING],
+        "failed_then_pending": [S.FAILED, S.PENDING],
+        "stale": [S.PENDING],
+        "changed": [S.SUCCESS],
+        "changed_then_failed": [S.SUCCESS, S.FAILED],
+        "changed_and_resent": [S.SUCCESS, S.SUCCESS],
+        "elsewhere_only": [],
+    }
+    originals = {kind: event_data() for kind in histories}
+    ids = dict(zip(histories, add_events(event_db, *originals.values()), strict=True))
+    for kind, statuses in histories.items():
+        for status in statuses:
+            attempt(event_db, SERVICE, ids[kind], status, run_id="killed" if kind == "stale" else "live")
     # Another integration's attempts do not count here.
-    attempt(event_db, "elsewhere", _unsubmitted, SubmissionStatus.SUCCESS)
+    attempt(event_db, "elsewhere", ids["elsewhere_only"], S.SUCCESS)
     with event_db.session() as session:
         gone = f"{socket.gethostname()}:999999999"
         session.execute(update(Submission).where(Submission.run_id == "killed").values(claimed_by=gone))
-    add_events(event_db, {**changed, "title": "Moved to the big room"})
+    add_events(event_db, *({**originals[kind], "title": "moved"} for kind in ("changed", "changed_then_failed")))
+    # Changed, then sent again: the latest success carries the new hash.
+    add_events(event_db, {**originals["changed_and_resent"], "title": "resent"})
+    attempt(event_db, SERVICE, ids["changed_and_resent"], S.SUCCESS)
+    return ids
 
-    assert integration_status(SERVICE) == {
+
+def test_each_state_count_is_what_its_selector_selects(event_db):
+    ids = _ledger_with_every_history(event_db)
+    submitter = discover().get(SERVICE).create_submitter()
+    with event_db.session() as session:
+        selected = {
+            name: {e.id for e in submitter.get_selector(name).select_events(session, SERVICE)}
+            for name in ("unsubmitted", "failed", "pending", "changed")
+        }
+
+    status = integration_status(SERVICE)
+
+    for name, events in selected.items():
+        assert status[name] == len(events), (name, status, events)
+    # The four exclusive states cover every event once.
+    exclusive = [name for name, state in STATES.items() if state.exclusive]
+    assert sum(status[name] for name in exclusive) == status["events"] == len(ids)
+    # And each selector picks the kinds it should: dry runs never count as an attempt.
+    kinds = {event_id: kind for kind, event_id in ids.items()}
+    assert {kinds[i] for i in selected["unsubmitted"]} == {"never", "dry_runs_only", "elsewhere_only"}
+    assert {kinds[i] for i in selected["failed"]} == {
+        "failed",
+        "failed_then_dry_run",
+        "success_then_failed",
+        "changed_then_failed",
+    }
+    assert {kinds[i] for i in selected["pending"]} == {"pending", "failed_then_pending", "stale"}
+    assert {kinds[i] for i in selected["changed"]} == {"changed", "changed_then_failed"}
+    assert status == {
         "service": SERVICE,
-        "events": 7,
-        "unsubmitted": 1,
+        "events": 16,
+        "unsubmitted": 3,
+        "success": 6,
+        "failed": 4,
+        "pending": 3,
+        "changed": 2,
         "dry_run_only": 1,
-        "success": 2,
-        "failed": 1,
-        "pending": 1,
         "stale_pending": 1,
-        "changed": 1,
     }

@@ -30,6 +30,7 @@ UID_DOMAIN = "event-importer"
 PRODID = "-//event-importer//CalDAV integration//EN"
 
 _ONE_DAY = dt.timedelta(days=1)
+_UTC = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 _LOOKS_LIKE_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z][a-zA-Z0-9]*|!--)[^<>]*>")
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
 
@@ -60,9 +61,9 @@ class CalDavTransformer(BaseTransformer):
         vevent.add("dtstamp", now)
         vevent.add("last-modified", now)
         vevent.add("summary", event.title)
-        vevent.add("dtstart", start)
+        add_time(vevent, "dtstart", start)
         if end is not None:
-            vevent.add("dtend", end)
+            add_time(vevent, "dtend", end)
         if location := location_text(event):
             vevent.add("location", location)
         if event.location and event.location.coordinates:
@@ -84,6 +85,19 @@ class CalDavTransformer(BaseTransformer):
             first_date=dt.date(start.year - 1, 1, 1), last_date=dt.date(last.year + 2, 1, 1)
         )
         return {"uid": uid, "ics": calendar.to_ical().decode()}
+
+
+def add_time(vevent: icalendar.Event, name: str, value: dt.date | dt.datetime) -> None:
+    """Add DTSTART or DTEND, a zoned time always with its own TZID.
+
+    icalendar writes a time in a zone it holds equivalent to UTC (Atlantic/Reykjavik, Africa/Abidjan,
+    ...) as a `Z` time, which drops the zone the event is in: the local time goes in with the TZID
+    as a parameter instead. A time in UTC itself stays a `Z` time.
+    """
+    if isinstance(value, dt.datetime) and isinstance(value.tzinfo, ZoneInfo) and value.tzinfo.key not in _UTC:
+        vevent.add(name, value.replace(tzinfo=None), parameters={"TZID": value.tzinfo.key})
+    else:
+        vevent.add(name, value)
 
 
 def event_span(event: EventData) -> tuple[dt.date | dt.datetime, dt.date | dt.datetime | None]:

@@ -1,4 +1,7 @@
-"""Shapes one event as the webhook's JSON body: `{"event", "id", "data", "data_hash"}`.
+"""Shapes one event as the webhook's JSON body: `{"event", "id", "data", "data_hash", "timezone"}`.
+
+`timezone` is the event's IANA zone as TicketFairy and CalDAV get it: the source's own, else the one
+resolved offline from its location (coordinates, city, state or country); null when neither says.
 
 `event` is `updated` when the webhook has accepted this event before (which is what the `changed`
 selector resends) and `created` otherwise. `id` is derived from the source URL alone, so a receiver
@@ -11,6 +14,7 @@ from typing import Any
 from event_importer.events.loader import data_hash
 from event_importer.integrations.base import BaseTransformer
 from event_importer.integrations.records import EventRef
+from event_importer.timezones import resolve_event_timezone
 
 
 def event_id(source_url: str) -> str:
@@ -34,4 +38,5 @@ class WebhookTransformer(BaseTransformer):
             "id": event_id(event.source_url),
             "data": event.to_json(),
             "data_hash": digest,
+            "timezone": resolve_event_timezone(event),
         }

@@ -1,0 +1,187 @@
+"""The states an event can be in at one destination, each defined once, and the status report.
+
+A state is one SQL statement selecting the events in it. The selectors of the same names *are*
+these statements, and `integration_status` counts what each statement selects, so a state's count
+in `status` is by construction the number of events its selector would pick.
+
+Every state rests on the latest *real* attempt per (event, service): dry runs never count as an
+attempt, so an event with dry runs only is `unsubmitted` (the status report says how many of those
+had dry runs, as `dry_run_only`). `unsubmitted`, `success`, `failed` and `pending` partition the
+events; `changed` (the data changed since the latest success) overlaps them. A new state (say, a
+cancelled event) is one more entry in `STATES`; the report and the selectors pick it up.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Exists, Select, and_, func, select
+from sqlalchemy.orm import aliased
+
+from event_importer.db.engine import Database
+from event_importer.db.models import EventCache, Submission, SubmissionStatus
+from event_importer.ledger import owner_alive
+
+_REAL = Submission.status != SubmissionStatus.DRY_RUN.value
+
+
+# "The latest attempt" is phrased as an attempt that no later one follows (a join plus NOT EXISTS),
+# not as the attempt whose id is the max: PostgreSQL then reads the service's attempts in event order
+# from an index (`ix_submissions_real` once the table is vacuumed) and merge-joins them with the
+# events, instead of running an aggregate sub-select for every event it passes, most of which do not
+# match. Each condition on an attempt repeats `status != 'dry_run'`, without which SQLite does not
+# use `ix_submissions_real`, a partial index.
+
+
+def with_attempt(service_name: str, attempt: type[Submission], *conditions: Any) -> Select[EventCache]:
+    """Events joined to their real attempts (for this service) that meet `conditions`."""
+    joined = and_(
+        attempt.event_cache_id == EventCache.id,
+        attempt.service_name == service_name,
+        attempt.status != SubmissionStatus.DRY_RUN.value,
+        *conditions,
+    )
+    # The same order as the event id `select` orders by, named on the attempt: SQLite starts from
+    # the index of attempts and does not carry its order across the join's equality, so without
+    # this it would sort every match before returning the first.
+    return select(EventCache).join(attempt, joined).order_by(attempt.event_cache_id)
+
+
+def followed(service_name: str, attempt: type[Submission], *, by_success: bool = False) -> Exists:
+    """Whether a later real attempt (with `by_success`, a later success) follows `attempt`."""
+    later = aliased(Submission, name="later")
+    # `SELECT later.id`, not `SELECT *`: SQLite then answers from the index alone.
+    return (
+        select(later.id)
+        .where(
+            later.service_name == service_name,
+            later.event_cache_id == attempt.event_cache_id,
+            later.id > attempt.id,
+            later.status != SubmissionStatus.DRY_RUN.value,
+            *([later.status == SubmissionStatus.SUCCESS.value] if by_success else []),
+        )
+        .exists()
+    )
+
+
+def latest_attempt_in(service_name: str, status: SubmissionStatus) -> Select[EventCache]:
+    """Events whose latest real attempt has `status`."""
+    latest = aliased(Submission, name="latest")
+    return with_attempt(service_name, latest, latest.status == status.value).where(~followed(service_name, latest))
+
+
+def unsubmitted(service_name: str) -> Select[EventCache]:
+    # `SELECT id`, not `SELECT *`: SQLite then answers from `ix_submissions_real` alone.
+    attempted = (
+        select(Submission.id)
+        .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL)
+        .exists()
+    )
+    return select(EventCache).where(~attempted)
+
+
+def pending(service_name: str) -> Select[EventCache]:
+    # A pending attempt is always the latest real one (no run can claim an event while it has one),
+    # so this asks for the pending row itself, which the partial index `uq_submissions_one_pending`
+    # finds directly; a join rather than EXISTS, so the planner starts from the few pending rows.
+    return select(EventCache).join(
+        Submission,
+        and_(
+            Submission.event_cache_id == EventCache.id,
+            Submission.service_name == service_name,
+            Submission.status == SubmissionStatus.PENDING.value,
+        ),
+    )
+
+
+def changed(service_name: str) -> Select[EventCache]:
+    success = aliased(Submission, name="latest_success")
+    return with_attempt(
+        service_name,
+        success,
+        success.status == SubmissionStatus.SUCCESS.value,
+        success.data_hash != EventCache.data_hash,
+    ).where(~followed(service_name, success, by_success=True))
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    """One state of an event at a destination, and the statement selecting the events in it."""
+
+    name: str
+    description: str
+    statement: Callable[[str], Select[EventCache]]
+    #: Whether the state is one of those that partition the events (exactly one holds per event).
+    exclusive: bool = True
+
+
+STATES: dict[str, EventState] = {
+    state.name: state
+    for state in (
+        EventState("unsubmitted", "never sent to this service (dry runs do not count)", unsubmitted),
+        EventState(
+            "success",
+            "latest attempt accepted",
+            lambda service: latest_attempt_in(service, SubmissionStatus.SUCCESS),
+        ),
+        EventState(
+            "failed", "latest attempt failed", lambda service: latest_attempt_in(service, SubmissionStatus.FAILED)
+        ),
+        EventState("pending", "latest attempt still pending (a live run, or one that was killed)", pending),
+        EventState("changed", "data changed since the latest successful submission", changed, exclusive=False),
+    )
+}
+
+
+def status_counts(database: Database, service_name: str, *, stale_after: float) -> dict[str, int]:
+    """Events by state at `service_name`: the keys of `STATES`, `events`, and two refinements.
+
+    `dry_run_only` counts the `unsubmitted` events that have dry runs; `stale_pending` counts the
+    `pending` events whose claim's process is gone (the `pending` selector takes those over).
+    """
+    dry_runs = (
+        select(Submission.id)
+        .where(
+            Submission.event_cache_id == EventCache.id,
+            Submission.service_name == service_name,
+            Submission.status == SubmissionStatus.DRY_RUN.value,
+        )
+        .exists()
+    )
+
+    def count(statement: Select[Any]) -> int:
+        return session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+
+    with database.session() as session:
+        counts = {name: count(state.statement(service_name)) for name, state in STATES.items()}
+        counts["dry_run_only"] = count(unsubmitted(service_name).where(dry_runs))
+        claims = session.execute(
+            pending(service_name).with_only_columns(
+                Submission.claimed_by, Submission.created_at, maintain_column_froms=True
+            )
+        ).all()
+        counts["events"] = session.scalar(select(func.count()).select_from(EventCache)) or 0
+    counts["stale_pending"] = sum(not owner_alive(owner, at, stale_after=stale_after) for owner, at in claims)
+    return counts
+
+
+def integration_status(service: str) -> dict[str, Any]:
+    """Counts of the integration's events by state (see `status_counts`), with the service's name.
+
+    Keys: `service`, `events`, then each state of `STATES` (`unsubmitted`, `success`, `failed` and
+    `pending` add up to `events`; `changed` overlaps them), `dry_run_only` (of `unsubmitted`) and
+    `stale_pending` (of `pending`).
+
+    Raises:
+        IntegrationNotFoundError: no integration has that name.
+    """
+    from event_importer.db.engine import get_database
+    from event_importer.integrations.discovery import discover
+    from event_importer.settings import get_settings
+
+    discover().get(service)
+    settings = get_settings()
+    database = get_database(settings.resolved_database_url)
+    counts = status_counts(database, service, stale_after=settings.stale_claim_after)
+    ordered = ["events", *STATES, "dry_run_only", "stale_pending"]
+    return {"service": service, **{key: counts[key] for key in ordered}}
