@@ -609,3 +609,19 @@ def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settin
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(body["run_id"])
         assert run is not None and run.tags["event-importer/trigger"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{\"dry_run\": \"caf\xe9\"}".encode("latin-1"), "not UTF-8 text"),
+        (b"[" * 1_900 + b"]" * 1_900, "not valid JSON"),
+    ],
+    ids=["not-utf8", "nested-too-deep"],
+)
+def test_a_submit_body_that_cannot_be_decoded_answers_422_like_malformed_json(client, body, reason):
+    """FastAPI itself would answer 400 "There was an error parsing the body", which no schema describes."""
+    answer = client.post(SUBMIT, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {"detail": [{"field": "body", "reason": reason}]}
+    assert runs_recorded() == 0

@@ -21,6 +21,8 @@ from event_importer.integrations.discovery import discover
 from event_importer.settings import get_settings
 
 HEALTH_URL = "/health"
+# FastAPI's 400 for a body its JSON decoding raised on (other than malformed JSON, which is a 422).
+_FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
 JSON_LINES = "application/x-ndjson"
 _EVENTS_BODY = {
     "required": True,
@@ -74,7 +76,7 @@ def create_app() -> FastAPI:
     async def _unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
         # FastAPI answers 400 for a JSON body it cannot decode at all (not UTF-8, nested too deep);
         # it is as unprocessable as malformed JSON, which gets 422, and is reported the same way.
-        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == _FASTAPI_UNREADABLE_BODY:
             reason = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "not valid JSON"
             return JSONResponse(
                 {"detail": [{"field": "body", "reason": reason}]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
