@@ -1,7 +1,8 @@
 """Engines and sessions for the event cache, on SQLite (the default) or PostgreSQL.
 
-The schema is created on first use. Later schema changes are to be shipped as Alembic revisions
-(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes.
+The schema is created on first use. `create_all` only ever adds missing tables (with their indexes);
+nullable columns a newer model adds to an existing table are added at start too. Other schema changes
+are to be shipped as Alembic revisions (see the README's "Schema changes").
 """
 
 import threading
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,6 +64,45 @@ def create_db_engine(url: str) -> Engine:
     raise ConfigurationError("EVENT_IMPORTER_DATABASE_URL: only sqlite and postgresql databases are supported")
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns of the model that an existing table lacks, and the indexes on them.
+
+    `create_all` creates missing tables only, so a database made by an older version would otherwise
+    lack them. Only nullable columns: they need no value for the rows already there.
+    """
+    inspector = inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        if not missing:
+            continue
+        for column in missing:
+            if not column.nullable:
+                raise ConfigurationError(
+                    f"the database lacks the column {table.name}.{column.name}, which needs a schema migration"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                    )
+            except DBAPIError:
+                # Another process starting at the same moment may have added it first.
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+        added = {column.name for column in missing}
+        for index in table.indexes:
+            if added & {column.name for column in index.columns}:
+                try:
+                    with engine.begin() as connection:
+                        index.create(connection, checkfirst=True)
+                except DBAPIError:
+                    if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                        raise
+
+
 class Database:
     """One engine and session factory per database URL, with the schema created on first use."""
 
@@ -71,6 +111,7 @@ class Database:
         self.engine = create_db_engine(url)
         try:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
         except DBAPIError as exc:
             self.engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)
