@@ -325,11 +325,11 @@ def import_attempts(database: Database, attempts: Sequence[ImportedAttempt]) -> 
             rows = []
             for a in attempts:
                 pair = (a.service_name, a.event_id)
-                if pair in own:
-                    counts.kept_own.append(a)
-                    continue
                 if (*pair, a.source_id) in imported:
                     counts.already_imported += 1
+                    continue
+                if pair in own:
+                    counts.kept_own.append(a)
                     continue
                 seen[pair] = seen.get(pair, 0) + 1
                 imported.add((*pair, a.source_id))
