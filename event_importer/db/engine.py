@@ -77,11 +77,14 @@ def add_missing_columns(engine: Engine) -> None:
         missing = [column for column in table.columns if column.name not in present]
         if not missing:
             continue
+        # Checked before anything is altered: the table may be another program's of the same name.
         for column in missing:
             if not column.nullable:
                 raise ConfigurationError(
-                    f"the database lacks the column {table.name}.{column.name}, which needs a schema migration"
+                    f"the database's table {table.name} lacks the column {column.name}: it is another "
+                    "program's table of that name, or needs a schema migration"
                 )
+        for column in missing:
             kind = column.type.compile(dialect=engine.dialect)
             try:
                 with engine.begin() as connection:

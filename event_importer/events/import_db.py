@@ -114,7 +114,13 @@ def open_source(url: str) -> Engine:
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, execution_options={"postgresql_readonly": True})
+        try:
+            engine = create_engine(parsed, execution_options={"postgresql_readonly": True})
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"DATABASE_URL: the driver for {parsed.drivername} is not installed ({exc.name}); "
+                "postgresql:// uses psycopg: pip install -e '.[postgres]'"
+            ) from None
     else:
         raise ConfigurationError("DATABASE_URL: only sqlite and postgresql databases can be imported")
     try:
