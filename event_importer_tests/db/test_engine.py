@@ -1,8 +1,11 @@
-"""The schema on a database created by an older version: columns added since are added at start."""
+"""The schema on an existing database: columns added since are added at start; a foreign table is left alone."""
 
-from sqlalchemy import inspect, text
+import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from event_importer.db.engine import Database
+from event_importer.errors import ConfigurationError
+from event_importer_tests.events.test_import_db import SQLITE_DDL
 
 
 def test_a_database_without_a_newer_nullable_column_gets_it_and_its_index(database_url):
@@ -19,3 +22,15 @@ def test_a_database_without_a_newer_nullable_column_gets_it_and_its_index(databa
     assert "uq_submissions_imported" in {i["name"] for i in schema.get_indexes("submissions")}
     Database(database_url).dispose()  # and a second start finds nothing to do
     upgraded.dispose()
+
+
+def test_another_programs_table_of_the_same_name_is_refused_untouched(tmp_path):
+    url = f"sqlite:///{tmp_path / 'event-importer.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in SQLITE_DDL:  # the Event Importer's own `submissions` table
+            connection.execute(text(statement))
+    with pytest.raises(ConfigurationError, match="submissions lacks the column attempt: it is another program's"):
+        Database(url)
+    assert "imported_id" not in {c["name"] for c in inspect(engine).get_columns("submissions")}
+    engine.dispose()
