@@ -352,7 +352,8 @@ def import_attempts(database: Database, attempts: Sequence[ImportedAttempt]) -> 
                 session.execute(insert(Submission), rows)
     except IntegrityError:
         raise EventImporterError(
-            "a run claimed some of these events while their history was imported; "
-            "import again once it is done (what was imported stays and is not imported twice)"
+            "another process (a run, or another import) recorded attempts for some of these events while "
+            "their history was imported; import again once it is done (what was imported stays, and is not "
+            "imported twice)"
         ) from None
     return counts

@@ -203,7 +203,8 @@ def _import_history(database: Database, connection: Connection, report: HistoryR
 
 
 def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) -> None:
-    urls = {row.source_url for row in rows if row.source_url}
+    # The loader stores an event under its source_url as validated, which strips it.
+    urls = {row.source_url.strip() for row in rows if row.source_url}
     with database.session() as session:
         cached = dict(
             session.execute(select(EventCache.source_url, EventCache.id).where(EventCache.source_url.in_(urls))).all()
@@ -212,14 +213,15 @@ def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) ->
     for row in rows:
         location = f"submissions id={row.id} (events id={row.event_cache_id})"
         service = (row.service_name or "").strip()
+        event_id = cached.get(row.source_url.strip()) if row.source_url else None
         if row.source_url is None:
             report.skipped.append(InvalidRecord(location, "its event is not in the events table"))
-        elif row.source_url not in cached:
+        elif event_id is None:
             report.skipped.append(InvalidRecord(location, "its event was not imported (see the event's error)"))
         elif not service or len(service) > MAX_SERVICE_NAME:
             report.skipped.append(InvalidRecord(location, f"not a service name: {_short(row.service_name)!r}"))
         else:
-            attempts.append(_attempt(row, cached[row.source_url], service))
+            attempts.append(_attempt(row, event_id, service))
     counts = import_attempts(database, attempts)
     for attempt in counts.imported:
         report.imported.setdefault(attempt.service_name, Counter())[attempt.status.value] += 1
