@@ -122,7 +122,8 @@ def test_mixed_valid_and_invalid_records_answer_207_with_each_location_and_reaso
     assert errors["body[1]"] == "source_url: Field required"
     assert errors["body[2]"].startswith("date: Input should be a valid date")
 
-    lines = client.post("/events", content=jsonl(good[1]) + "{broken\n" + '{"source_url": "javascript:x"}\n')
+    bad_url = '{"title": "x", "source_url": "javascript:x"}\n'
+    lines = client.post("/events", content=jsonl(good[1]) + "{broken\n" + bad_url)
     assert lines.status_code == 207
     errors = {e["location"]: e["reason"] for e in lines.json()["errors"]}
     assert errors["body:2"].startswith("not valid JSON")

@@ -77,6 +77,27 @@ def test_unparseable_files_are_reported_not_raised(tmp_path, database, text):
     assert report.new == 0 and len(report.invalid) == 1
 
 
+def test_events_in_the_event_importers_shapes_load_and_one_without_a_title_is_reported(tmp_path, database):
+    shaped = [
+        event_data(minimum_age="21+", time={"start": "9pm", "end": "2:30 AM", "timezone": "America/New_York"}),
+        event_data(minimum_age="All Ages", time={"start": "21:00:00"}, image_search={"query": "poster"}),
+        event_data(minimum_age=21, time={"start": "9:30 PM"}),
+    ]
+    untitled = {k: v for k, v in event_data().items() if k != "title"}
+    path = tmp_path / "importer.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in [shaped[0], untitled, shaped[1], shaped[2]]))
+
+    report = load_files(database, [path])
+
+    assert [str(i) for i in report.invalid] == [f"{path}:2: title: Field required"]
+    assert report.new == 3
+    with database.session() as session:
+        data = {row.source_url: row.data for row in session.scalars(select(EventCache))}
+    assert [data[e["source_url"]]["minimum_age"] for e in shaped] == ["21+", "All Ages", "21+"]
+    assert [data[e["source_url"]]["time"]["start"] for e in shaped] == ["21:00", "21:00", "21:30"]
+    assert data[shaped[0]["source_url"]]["time"]["end"] == "02:30"
+
+
 def test_hostile_content_is_stored_verbatim(database, tmp_path):
     hostile = event_data(
         title="<script>alert('x')</script> & \"quotes\" — ñ 日本 🎉",
