@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote as url_quote
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import URL, make_url
@@ -35,12 +35,13 @@ from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, SubmissionStatus, utcnow
 from event_importer.errors import ConfigurationError
 from event_importer.events.loader import InvalidRecord, LoadReport, Record, load_events
+from event_importer.events.model import quote
 from event_importer.integrations.http import body_error_message
 from event_importer.ledger import ImportedAttempt, import_attempts
 
 CHUNK_SIZE = 1000
-# How much of a source value an error message quotes.
-QUOTE_LIMIT = 200
+# How much of a source URL a location shows.
+URL_LIMIT = 200
 IMPORTED = "imported from the Event Importer"
 # The ledger's `service_name` column.
 MAX_SERVICE_NAME = 64
@@ -140,7 +141,7 @@ def _sqlite_read_only(url: URL) -> URL:
     if not Path(path).is_file():
         raise ConfigurationError(f"DATABASE_URL: no such file: {path}")
     # mode=ro: SQLite then neither creates the file nor writes to it (not even a journal mode change).
-    return url.set(database=f"file:{quote(str(Path(path).resolve()))}", query={"mode": "ro", "uri": "true"})
+    return url.set(database=f"file:{url_quote(str(Path(path).resolve()))}", query={"mode": "ro", "uri": "true"})
 
 
 def _reason(exc: DBAPIError) -> str:
@@ -152,20 +153,20 @@ def _stream(connection: Connection, statement: str) -> Iterator[Any]:
     yield from result
 
 
-def _short(value: object) -> str:
+def _shown_url(value: object) -> str:
     text_ = str(value)
-    return text_ if len(text_) <= QUOTE_LIMIT else text_[: QUOTE_LIMIT - 1] + "…"
+    return text_ if len(text_) <= URL_LIMIT else text_[: URL_LIMIT - 1] + "…"
 
 
 def _event_records(connection: Connection) -> Iterator[Record | InvalidRecord]:
     """Each row of `events` as a loader record, located by its id and source_url."""
     rows = _stream(connection, "SELECT id, source_url, scraped_data FROM events ORDER BY id")
     for source_id, source_url, raw in rows:
-        location = f"events id={source_id} source_url={_short(source_url)}"
+        location = f"events id={source_id} source_url={_shown_url(source_url)}"
         try:
             data = _json(raw)
         except ValueError as exc:
-            yield InvalidRecord(location, f"scraped_data is not valid JSON: {_short(exc)}")
+            yield InvalidRecord(location, f"scraped_data is not valid JSON: {exc}")
             continue
         if isinstance(data, dict) and source_url:
             # The row's source_url is the event's key there, and what its submissions refer to.
@@ -219,7 +220,7 @@ def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) ->
         elif event_id is None:
             report.skipped.append(InvalidRecord(location, "its event was not imported (see the event's error)"))
         elif not service or len(service) > MAX_SERVICE_NAME:
-            report.skipped.append(InvalidRecord(location, f"not a service name: {_short(row.service_name)!r}"))
+            report.skipped.append(InvalidRecord(location, f"not a service name: {quote(row.service_name)}"))
         else:
             attempts.append(_attempt(row, event_id, service))
     counts = import_attempts(database, attempts)
@@ -256,14 +257,15 @@ def _outcome(
         errors = response.get("errors") if response else None
         if not errors:
             return SubmissionStatus.SUCCESS, None
-        message = body_error_message(response) or _short(json.dumps(errors, ensure_ascii=False, default=str))
+        # Not one of the shapes the HTTP client knows: the member itself, shortened the same way.
+        message = body_error_message(response) or body_error_message(json.dumps(errors, ensure_ascii=False))
         return SubmissionStatus.FAILED, f"{IMPORTED}: recorded there as success, but its answer has errors: {message}"
     if name == "failed":
         reason = body_error_message(str(error_message or "")) or "no error message recorded"
         return SubmissionStatus.FAILED, f"{IMPORTED}: {reason}"
     return (
         SubmissionStatus.FAILED,
-        f"outcome unknown: {IMPORTED} with status {_short(status)!r}; the destination may or may not have received it",
+        f"outcome unknown: {IMPORTED} with status {quote(status)}; the destination may or may not have received it",
     )
 
 

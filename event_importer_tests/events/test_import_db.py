@@ -148,16 +148,17 @@ def submit(stand_in, *args: str) -> set[str]:
 def test_an_event_importer_database_imports_with_its_history(source: Source, configured) -> None:
     def event(**overrides: Any) -> dict[str, Any]:
         # The Event Importer's shapes: minimum_age as text, and keys this project's model does not know.
-        return event_data(**{"minimum_age": 21, "image_search": {"query": "tresor night", "results": []}, **overrides})
+        shapes = {"minimum_age": "21+", "image_search": {"query": "tresor night", "results": []}}
+        return event_data(**{**shapes, **overrides})
 
     sent = source.add_event(event())
-    sent_everywhere = source.add_event(event(minimum_age=0))
+    sent_everywhere = source.add_event(event(minimum_age="All Ages"))
     failed = source.add_event(event())
     failed_then_sent = source.add_event(event())
     rejected_as_success = source.add_event(event())
     pending = source.add_event(event())
     retry = source.add_event(event())
-    webhook_only = source.add_event(event(minimum_age=0))
+    webhook_only = source.add_event(event(minimum_age="All Ages"))
     never = source.add_event(event())
     invalid = source.add_event(event(date="not a date"))
     # PostgreSQL's json type refuses text that is not JSON; SQLite stores it.
@@ -206,6 +207,8 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
     # Nothing changed since the imported successes; never sent to TicketFairy: sent now, once each.
     assert submit(configured, "--selector", "changed") == set()
     assert submit(configured) == {url[webhook_only], url[never]}
+    shown = {r["body"]["data"]["attributes"]["url"]: json.dumps(r["body"]) for r in configured.accepted}
+    assert "Minimum age: 21+" in shown[url[never]] and "All Ages" in shown[url[webhook_only]]
     assert submit(configured, "--selector", "failed") == {url[i] for i in (failed, rejected_as_success, pending, retry)}
 
     again, report = import_db(source.url)
