@@ -207,7 +207,10 @@ def test_a_utf8_byte_order_mark_at_the_start_of_a_file_is_ignored(sqlite_databas
 def test_unparseable_text_is_one_reported_record():
     assert [str(r) for r in parse_records("   ", "body")] == ["body: no events: the file is empty"]
     [issue] = list(parse_records('[{"source_url": ', "body"))
-    assert str(issue).startswith("body:1: not valid JSON")
+    assert str(issue) == (
+        "body[0]: not valid JSON: the element starting at line 1, column 2 has a string or bracket that is never "
+        "closed, so the array's remaining elements cannot be told apart; nothing after it was read"
+    )
 
 
 # -- submit time -------------------------------------------------------------------------------------

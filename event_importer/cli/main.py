@@ -37,32 +37,34 @@ def events() -> None:
 def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool) -> None:
     """Load events from JSON, JSON array or JSON Lines files (upsert by source_url).
 
-    Exits 1 when any record was invalid; the valid ones are loaded all the same.
+    Exits 1 when any record was invalid; the valid ones are loaded all the same. A source_url given
+    twice is reported as a duplicate (the later record is kept) without changing the exit code.
     """
     if not paths and not sample:
         fail("give one or more files, or --sample")
     database = open_database()
     report = LoadReport()
     if sample:
-        _merge(report, load_samples(database))
+        report.merge(load_samples(database))
     if paths:
-        _merge(report, load_files(database, paths))
+        report.merge(load_files(database, paths))
     if as_json:
-        print_json(_load_json(report))
+        print_json(report.as_json())
     else:
         _echo_load(report)
     sys.exit(1 if report.invalid else 0)
 
 
-def _load_json(report: LoadReport) -> dict[str, Any]:
-    return {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
-
-
 def _echo_load(report: LoadReport) -> None:
     for issue in report.invalid:
         click.echo(f"invalid: {issue}", err=True)
+    for issue in report.duplicates:
+        click.echo(f"duplicate: {issue}", err=True)
     c = report.counts
-    click.echo(f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid")
+    click.echo(
+        f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid"
+        + (f", {c['duplicates']} duplicates" if c["duplicates"] else "")
+    )
 
 
 @events.command("import-db")
@@ -85,7 +87,7 @@ def events_import_db(database_url: str, as_json: bool) -> None:
         fail(str(exc), code=1)
     report, history = imported.events, imported.history
     if as_json:
-        print_json({**_load_json(report), "history": history.as_json()})
+        print_json({**report.as_json(), "history": history.as_json()})
     else:
         _echo_load(report)
         for issue in history.skipped:
@@ -100,13 +102,6 @@ def events_import_db(database_url: str, as_json: bool) -> None:
             f"{len(history.skipped)} invalid"
         )
     sys.exit(1 if report.invalid or history.skipped else 0)
-
-
-def _merge(into: LoadReport, other: LoadReport) -> None:
-    into.new += other.new
-    into.updated += other.updated
-    into.unchanged += other.unchanged
-    into.invalid += other.invalid
 
 
 @events.command("list")

@@ -34,8 +34,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, SubmissionStatus, utcnow
 from event_importer.errors import ConfigurationError
-from event_importer.events.loader import InvalidRecord, LoadReport, Record, load_events
-from event_importer.events.model import quote
+from event_importer.events.jsonstream import InvalidRecord, Record
+from event_importer.events.loader import LoadReport, load_events
+from event_importer.events.model import normalise_source_url, quote
 from event_importer.integrations.http import body_error_message
 from event_importer.ledger import ImportedAttempt, import_attempts
 
@@ -204,8 +205,7 @@ def _import_history(database: Database, connection: Connection, report: HistoryR
 
 
 def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) -> None:
-    # The loader stores an event under its source_url as validated, which strips it.
-    urls = {row.source_url.strip() for row in rows if row.source_url}
+    urls = {_cache_key(row.source_url) for row in rows if row.source_url}
     with database.session() as session:
         cached = dict(
             session.execute(select(EventCache.source_url, EventCache.id).where(EventCache.source_url.in_(urls))).all()
@@ -214,7 +214,7 @@ def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) ->
     for row in rows:
         location = f"submissions id={row.id} (events id={row.event_cache_id})"
         service = (row.service_name or "").strip()
-        event_id = cached.get(row.source_url.strip()) if row.source_url else None
+        event_id = cached.get(_cache_key(row.source_url)) if row.source_url else None
         if row.source_url is None:
             report.skipped.append(InvalidRecord(location, "its event is not in the events table"))
         elif event_id is None:
@@ -228,6 +228,11 @@ def _import_chunk(database: Database, rows: list[Any], report: HistoryReport) ->
         report.imported.setdefault(attempt.service_name, Counter())[attempt.status.value] += 1
     report.already_imported += counts.already_imported
     report.kept_own += len(counts.kept_own)
+
+
+def _cache_key(source_url: str) -> str:
+    """The key the loader stores an event under: its source_url as the model validates it."""
+    return normalise_source_url(source_url.strip())
 
 
 def _attempt(row: Any, event_id: int, service: str) -> ImportedAttempt:

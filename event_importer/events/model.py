@@ -61,6 +61,27 @@ def check_http_url(value: str | None) -> str | None:
     return value
 
 
+def normalise_source_url(url: str) -> str:
+    """The event's key in the cache: `url` with its scheme and host in lower case, as RFC 3986
+    (section 6.2.2.1) says they compare; path, query and fragment are kept as given, a trailing slash
+    included, since servers may tell "/a" and "/a/" apart.
+
+    The model applies it to `source_url`, so every writer of the cache keys events the same way;
+    lookups by a user's URL (the `url` selector) apply it too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = len(rest)
+    for delimiter in "/?#":
+        found = rest.find(delimiter)
+        if found != -1:
+            end = min(end, found)
+    authority = rest[:end]
+    user, at, host = authority.rpartition("@")
+    return f"{scheme.lower()}://{user}{at}{host.lower()}{rest[end:]}"
+
+
 def _splits(value: str) -> bool:
     # Only a bracketed (IPv6) host can make urlsplit refuse what the pattern accepts.
     try:
@@ -263,7 +284,7 @@ class EventData(_Model):
     def _source_url_required(cls, value: str | None) -> str:
         if not value:
             raise ValueError("source_url is required: it identifies the event")
-        return value
+        return normalise_source_url(value)
 
     @model_validator(mode="after")
     def _end_not_before_start(self) -> "EventData":

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import EventImporterError
+from event_importer.events.model import normalise_source_url
 from event_importer.integrations.base import BaseSelector
 
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
@@ -126,7 +127,7 @@ class UrlSelector(BaseSelector):
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         if not url:
             raise EventImporterError("the 'url' selector needs a url")
-        return select(EventCache).where(EventCache.source_url == url)
+        return select(EventCache).where(EventCache.source_url == normalise_source_url(url.strip()))
 
 
 def standard_selectors() -> dict[str, BaseSelector]:

@@ -177,6 +177,9 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
     source.add_submission(retry, TF, "retry", error="timeout")
     source.add_submission(webhook_only, "webhook", "success", response={"ok": True})
     source.add_submission(invalid, TF, "success", response={"data": {"id": "4"}})
+    # Its key here has the scheme and host in lower case; its history still finds it.
+    shouting = source.add_event(event(source_url="HTTPS://Events.Example.ORG/e/Shouting"))
+    source.add_submission(shouting, TF, "success", response={"data": {"id": "5"}})
 
     url = {
         event_id: row
@@ -185,13 +188,13 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
     result, report = import_db(source.url)
     assert result.exit_code == 1, result.output  # the invalid rows
     bad = [invalid] + ([not_json] if not_json else [])
-    assert (report["new"], report["updated"], report["invalid"]) == (9, 0, len(bad))
+    assert (report["new"], report["updated"], report["invalid"]) == (10, 0, len(bad))
     assert [e["location"] for e in report["errors"]] == [f"events id={i} source_url={url[i]}" for i in bad]
     assert "date" in report["errors"][0]["reason"]
     if not_json:
         assert "scraped_data is not valid JSON" in report["errors"][1]["reason"]
     history = report["history"]
-    assert history["by_service"] == {TF: {"success": 3, "failed": 5}, "webhook": {"success": 2}}
+    assert history["by_service"] == {TF: {"success": 4, "failed": 5}, "webhook": {"success": 2}}
     assert [s["location"] for s in history["skipped"]] == [f"submissions id=11 (events id={invalid})"]
 
     database = get_database(get_settings().resolved_database_url)
@@ -213,8 +216,8 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
 
     again, report = import_db(source.url)
     assert again.exit_code == 1
-    assert (report["new"], report["updated"], report["unchanged"]) == (0, 0, 9)
-    assert report["history"]["imported"] == 0 and report["history"]["already_imported"] == 10
+    assert (report["new"], report["updated"], report["unchanged"]) == (0, 0, 10)
+    assert report["history"]["imported"] == 0 and report["history"]["already_imported"] == 11
     for selector in ("unsubmitted", "failed", "changed"):
         assert submit(configured, "--selector", selector) == set(), selector
 
