@@ -1,9 +1,9 @@
 """The schema on an existing database: columns added since are added at start; a foreign table is left alone."""
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, inspect, text
 
-from event_importer.db.engine import Database
+from event_importer.db.engine import Database, add_missing_columns
 from event_importer.errors import ConfigurationError
 from event_importer_tests.events.test_import_db import SQLITE_DDL
 
@@ -33,4 +33,20 @@ def test_another_programs_table_of_the_same_name_is_refused_untouched(tmp_path):
     with pytest.raises(ConfigurationError, match="submissions lacks the column attempt: it is another program's"):
         Database(url)
     assert "imported_id" not in {c["name"] for c in inspect(engine).get_columns("submissions")}
+    engine.dispose()
+
+
+def test_a_column_with_a_server_default_is_added_with_its_value_for_the_rows_there(database_url):
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS gadgets"))
+        connection.execute(text("CREATE TABLE gadgets (id INTEGER PRIMARY KEY)"))
+        connection.execute(text("INSERT INTO gadgets (id) VALUES (1)"))
+    newer = MetaData()
+    Table("gadgets", newer, Column("id", Integer, primary_key=True),
+          Column("state", String(16), nullable=False, server_default="active"))
+    add_missing_columns(engine, newer)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT state FROM gadgets")).scalar_one() == "active"
+        connection.execute(text("DROP TABLE gadgets"))
     engine.dispose()
