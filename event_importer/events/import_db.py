@@ -92,14 +92,12 @@ def import_database(database: Database, source_url: str) -> ImportReport:
         if "events" not in tables:
             raise ConfigurationError(f"{where} is not an Event Importer database: it has no table 'events'")
         with engine.connect() as connection:
-            events = load_events(database, _event_records(connection))
+            events = load_events(database, _event_records(connection, where))
         history = HistoryReport()
         if "submissions" in tables:
             with engine.connect() as connection:
-                _import_history(database, connection, history)
+                _import_history(database, connection, where, history)
         return ImportReport(events, history)
-    except DBAPIError as exc:
-        raise ConfigurationError(f"cannot read the Event Importer database {where}: {_reason(exc)}") from None
     finally:
         engine.dispose()
 
@@ -149,9 +147,18 @@ def _reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig and str(exc.orig).strip() else type(exc).__name__
 
 
-def _stream(connection: Connection, statement: str) -> Iterator[Any]:
-    result = connection.execution_options(stream_results=True, yield_per=CHUNK_SIZE).execute(text(statement))
-    yield from result
+def _stream(connection: Connection, where: str, statement: str) -> Iterator[Any]:
+    """The rows of `statement` on the source, fetched a chunk at a time.
+
+    Raises:
+        ConfigurationError: the source cannot be read (a missing column, a lost connection); errors
+            of this project's own database, written while the rows are consumed, pass as they are.
+    """
+    try:
+        result = connection.execution_options(stream_results=True, yield_per=CHUNK_SIZE).execute(text(statement))
+        yield from result
+    except DBAPIError as exc:
+        raise ConfigurationError(f"cannot read the Event Importer database {where}: {_reason(exc)}") from None
 
 
 def _shown_url(value: object) -> str:
@@ -159,9 +166,9 @@ def _shown_url(value: object) -> str:
     return text_ if len(text_) <= URL_LIMIT else text_[: URL_LIMIT - 1] + "…"
 
 
-def _event_records(connection: Connection) -> Iterator[Record | InvalidRecord]:
+def _event_records(connection: Connection, where: str) -> Iterator[Record | InvalidRecord]:
     """Each row of `events` as a loader record, located by its id and source_url."""
-    rows = _stream(connection, "SELECT id, source_url, scraped_data FROM events ORDER BY id")
+    rows = _stream(connection, where, "SELECT id, source_url, scraped_data FROM events ORDER BY id")
     for source_id, source_url, raw in rows:
         location = f"events id={source_id} source_url={_shown_url(source_url)}"
         try:
@@ -187,9 +194,10 @@ def _json(raw: Any) -> Any:
     return raw
 
 
-def _import_history(database: Database, connection: Connection, report: HistoryReport) -> None:
+def _import_history(database: Database, connection: Connection, where: str, report: HistoryReport) -> None:
     rows = _stream(
         connection,
+        where,
         "SELECT s.id, s.event_cache_id, s.service_name, s.status, s.submitted_at, s.response_data,"
         " s.error_message, e.source_url"
         " FROM submissions s LEFT JOIN events e ON e.id = s.event_cache_id ORDER BY s.id",

@@ -228,6 +228,14 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
     assert submit(configured, "--selector", "changed") == {url[sent]}
 
 
+def without_scraped_data(path: Path) -> str:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, source_url VARCHAR)"))
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
 @pytest.mark.parametrize(
     ("make_url_", "message"),
     [
@@ -235,6 +243,7 @@ def test_an_event_importer_database_imports_with_its_history(source: Source, con
         (lambda tmp: "not a url", "not a valid database URL"),
         (lambda tmp: "mysql://u@127.0.0.1/db", "only sqlite and postgresql"),
         (lambda tmp: f"sqlite:///{tmp / 'cache.db'}", "has no table 'events'"),
+        (lambda tmp: without_scraped_data(tmp / "old.sqlite"), "cannot read the Event Importer database"),
     ],
 )
 def test_what_cannot_be_imported_exits_2_saying_why(make_url_, message, tmp_path: Path) -> None:
