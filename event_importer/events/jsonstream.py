@@ -1,11 +1,12 @@
 """Records out of a JSON document, a JSON array or JSON Lines, read from a stream of bytes.
 
 Memory stays flat in the input's size: JSON Lines are read a line at a time and a JSON array an
-element at a time, each at most `MAX_RECORD_BYTES`. An array is split into its elements by a
-scanner that follows only strings and brackets; each element is then decoded and parsed on its own,
-so one bad element (invalid UTF-8 or JSON, nesting too deep, a trailing comma) is reported with its
-index and line while the elements around it still load. Only a break in the array's framing (a
-string or bracket that is never closed) ends the reading early, and the report says so.
+element at a time, each at most `MAX_RECORD_BYTES`. Each array element is parsed where it stands
+by the standard library's C parser; one that does not parse is delimited by a scanner that follows
+only strings and brackets, and parsed on its own to say why. So one bad element (invalid UTF-8 or
+JSON, nesting too deep, a trailing comma) is reported with its index and line while the elements
+around it still load. Only a break in the array's framing (a string or bracket that is never
+closed) ends the reading early, and the report says so.
 
 Which shape a stream is, from its first line that is not blank:
 
