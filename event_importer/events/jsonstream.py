@@ -1,11 +1,12 @@
 """Records out of a JSON document, a JSON array or JSON Lines, read from a stream of bytes.
 
 Memory stays flat in the input's size: JSON Lines are read a line at a time and a JSON array an
-element at a time, each at most `MAX_RECORD_BYTES`. An array is split into its elements by a
-scanner that follows only strings and brackets; each element is then decoded and parsed on its own,
-so one bad element (invalid UTF-8 or JSON, nesting too deep, a trailing comma) is reported with its
-index and line while the elements around it still load. Only a break in the array's framing (a
-string or bracket that is never closed) ends the reading early, and the report says so.
+element at a time, each at most `MAX_RECORD_BYTES`. Each array element is parsed where it stands
+by the standard library's C parser; one that does not parse is delimited by a scanner that follows
+only strings and brackets, and parsed on its own to say why. So one bad element (invalid UTF-8 or
+JSON, nesting too deep, a trailing comma) is reported with its index and line while the elements
+around it still load. Only a break in the array's framing (a string or bracket that is never
+closed) ends the reading early, and the report says so.
 
 Which shape a stream is, from its first line that is not blank:
 
@@ -18,6 +19,7 @@ Which shape a stream is, from its first line that is not blank:
   if the whole stream parses as that, else JSON Lines whose first line is broken.
 """
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -31,11 +33,14 @@ READ_SIZE = 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
-_NOT_WHITESPACE = re.compile(rb"[^ \t\r\n]")
-_STRUCTURE = re.compile(rb'[][{}",]')
+_NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
+_STRUCTURE = re.compile(r'[][{}",]')
+# A byte that is not UTF-8, as decoding with "surrogateescape" leaves it.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+_DECODER = json.JSONDecoder()
 # Inside a JSON string: everything up to its closing quote, or to the end of the data read so far,
 # stopping before a backslash that is the last byte read (its escaped byte is still to come).
-_STRING_PART = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+_STRING_PART = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 _UNPARSED = object()
 
 TOO_DEEP = "not valid JSON: nested too deeply to be an event"
@@ -132,15 +137,17 @@ def parse_record(location: str, raw: bytes, line: int | None = None, column: int
     `line` and `column` say where `raw` starts in its file; None leaves the line out of messages, as
     for a line of JSON Lines, whose location names it already.
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        newline = before.rfind(b"\n")
-        at_line = before.count(b"\n")
-        at_column = len(before[newline + 1 :].decode("utf-8", "replace")) + (column if at_line == 0 else 1)
+    return _parse_text(location, raw.decode("utf-8", "surrogateescape"), line, column)
+
+
+def _parse_text(location: str, text: str, line: int | None, column: int) -> Record | InvalidRecord:
+    # Text decoded with "surrogateescape": each byte that is not UTF-8 became U+DC80-U+DCFF.
+    if bad := _NOT_UTF8.search(text):
+        before = text[: bad.start()]
+        at_line = before.count("\n")
+        at_column = bad.start() - before.rfind("\n") - 1 + (column if at_line == 0 else 1)
         where = _where(None if line is None else line + at_line, at_column)
-        return InvalidRecord(location, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at {where}")
+        return InvalidRecord(location, f"not UTF-8 text: byte 0x{ord(bad.group()) - 0xDC00:02x} at {where}")
     try:
         return location, json.loads(text)
     except json.JSONDecodeError as exc:
@@ -156,20 +163,22 @@ def _where(line: int | None, column: int) -> str:
 
 
 class _Buffer:
-    """Bytes read ahead from a stream, dropped from the front as they are used, with line numbers."""
+    """Text decoded ahead from a stream, dropped from the front as it is used, with line numbers."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
-        self.data = b""
-        self.offset = 0  # of data[0] in the stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.data = ""
+        self.offset = 0  # of data[0] in the decoded text
         self._counted = 0  # newlines are counted up to this offset...
         self._line = 1  # ...which is on this line...
         self._line_start = 0  # ...which starts at this offset.
 
     def more(self) -> bool:
         chunk = self.stream.read(READ_SIZE)
-        self.data += chunk
-        return bool(chunk)
+        text = self.decoder.decode(chunk, final=not chunk)
+        self.data += text
+        return bool(chunk or text)
 
     def drop(self, upto: int) -> None:
         """Forget data[:upto]; indexes into `data` shift down by `upto`."""
@@ -178,19 +187,19 @@ class _Buffer:
         self.offset += upto
 
     def position(self, index: int) -> tuple[int, int]:
-        """Line and column (1-based, in bytes) of data[index]; `index` never goes backwards."""
+        """Line and column (1-based) of data[index]; `index` never goes backwards."""
         end = self.offset + index
         if end > self._counted:
             lo, hi = self._counted - self.offset, index
-            newlines = self.data.count(b"\n", lo, hi)
+            newlines = self.data.count("\n", lo, hi)
             if newlines:
                 self._line += newlines
-                self._line_start = self.offset + self.data.rfind(b"\n", lo, hi) + 1
+                self._line_start = self.offset + self.data.rfind("\n", lo, hi) + 1
             self._counted = end
         return self._line, end - self._line_start + 1
 
     def skip_whitespace(self, index: int) -> int | None:
-        """Index of the next byte that is not whitespace, None at the end of the stream."""
+        """Index of the next character that is not whitespace, None at the end of the stream."""
         while True:
             found = _NOT_WHITESPACE.search(self.data, index)
             if found:
@@ -203,7 +212,7 @@ class _Buffer:
 def _array_elements(stream: BinaryIO, name: str) -> Iterator[Record | InvalidRecord]:
     buffer = _Buffer(stream)
     index = buffer.skip_whitespace(0)
-    assert index is not None and buffer.data[index : index + 1] == b"["
+    assert index is not None and buffer.data[index] == "["
     index += 1
     element = 0
     after_comma = False
@@ -217,40 +226,62 @@ def _array_elements(stream: BinaryIO, name: str) -> Iterator[Record | InvalidRec
             buffer.drop(found)
             found = 0
         line, column = buffer.position(found)
-        byte = buffer.data[found : found + 1]
-        if byte == b"]":
+        char = buffer.data[found]
+        if char == "]":
             if after_comma:
                 reason = f"not valid JSON: a comma after the last element (line {line}, column {column})"
                 yield InvalidRecord(location, reason)
             yield from _after_array(buffer, found + 1, name)
             return
-        if byte == b",":
+        if char == ",":
             yield InvalidRecord(location, f"not valid JSON: an empty element (line {line}, column {column})")
             element, index, after_comma = element + 1, found + 1, True
             continue
-        scanned = _scan_element(buffer, found)
-        if scanned is None:
-            yield InvalidRecord(
-                location,
-                f"not valid JSON: the element starting at line {line}, column {column} has a string or bracket "
-                "that is never closed, so the array's remaining elements cannot be told apart; nothing after it "
-                "was read",
-            )
-            return
-        start, end = scanned
-        if start is None:
-            yield InvalidRecord(location, TOO_LARGE)
+        parsed = _parse_in_place(buffer, found)
+        if parsed is not None:
+            value, end = parsed
+            yield location, value
         else:
-            yield parse_record(location, buffer.data[start:end].rstrip(_WHITESPACE), line, column)
+            scanned = _scan_element(buffer, found)
+            if scanned is None:
+                yield InvalidRecord(
+                    location,
+                    f"not valid JSON: the element starting at line {line}, column {column} has a string or bracket "
+                    "that is never closed, so the array's remaining elements cannot be told apart; nothing after "
+                    "it was read",
+                )
+                return
+            start, end = scanned
+            if start is None:
+                yield InvalidRecord(location, TOO_LARGE)
+            else:
+                yield _parse_text(location, buffer.data[start:end].rstrip(), line, column)
         element += 1
-        after_comma = buffer.data[end : end + 1] == b","
+        after_comma = buffer.data[end : end + 1] == ","
         index = end + 1 if after_comma else end
+
+
+def _parse_in_place(buffer: _Buffer, start: int) -> tuple[Any, int] | None:
+    """The element at `start` parsed where it is, and the index of the `,` or `]` after it; None when
+    it does not parse so (an error, or the element goes on past the text read so far), which leaves
+    the element to the scanner. The common case, at the speed of the C parser.
+    """
+    try:
+        value, end = _DECODER.raw_decode(buffer.data, start)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if end - start > MAX_RECORD_BYTES:
+        return None
+    after = buffer.skip_whitespace(end)
+    if after is None or buffer.data[after] not in ",]" or _NOT_UTF8.search(buffer.data, start, end):
+        return None
+    return value, after
 
 
 def _scan_element(buffer: _Buffer, start: int) -> tuple[int | None, int] | None:
     """Where the element at `start` ends: (start, index of the `,` or `]` after it).
 
-    The start is None for an element larger than `MAX_RECORD_BYTES`, whose bytes were dropped while
+    The start is None for an element larger than `MAX_RECORD_BYTES`, whose text was dropped while
     scanning; the result is None when the stream ends inside the element.
     """
     index, depth, in_string, too_large = start, 0, False, False
@@ -262,7 +293,7 @@ def _scan_element(buffer: _Buffer, start: int) -> tuple[int | None, int] | None:
             start, index = 0, 0
         if in_string:
             index = _STRING_PART.match(buffer.data, index).end()  # type: ignore[union-attr]
-            if buffer.data[index : index + 1] == b'"':
+            if buffer.data[index : index + 1] == '"':
                 index, in_string = index + 1, False
             elif not buffer.more():  # the data ended inside the string, or right after a backslash
                 return None
@@ -273,14 +304,14 @@ def _scan_element(buffer: _Buffer, start: int) -> tuple[int | None, int] | None:
             if not buffer.more():
                 return None
             continue
-        byte, index = found.group(), found.end()
-        if byte == b'"':
+        char, index = found.group(), found.end()
+        if char == '"':
             in_string = True
-        elif byte in b"[{":
+        elif char in "[{":
             depth += 1
-        elif depth > 0 and byte in b"]}":
+        elif depth > 0 and char in "]}":
             depth -= 1
-        elif depth == 0 and byte in b",]":
+        elif depth == 0 and char in ",]":
             return (None if too_large else start), found.start()
         # A `}` at depth 0 closes no bracket: the element is invalid, which parsing it will say.
 
