@@ -265,6 +265,7 @@ def _attempt(row: Any, event_id: int, service: str) -> ImportedAttempt:
 def _outcome(
     status: Any, error_message: Any, response: dict[str, Any] | None
 ) -> tuple[SubmissionStatus, str | None]:
+    # Any case: a SQLAlchemy Enum column stores the member's name, which may be upper case.
     name = str(status or "").strip().lower()
     if name == "success":
         errors = response.get("errors") if response else None
