@@ -2,14 +2,15 @@
 
 A `Submission` row is written by the ledger only (`event_importer.ledger`). The partial unique index
 `uq_submissions_one_pending` lets at most one attempt per (event, service) be `pending`: that row is
-the claim that keeps two runs, in any processes, from sending the same event at once.
+the claim that keeps two runs, in any processes, from sending the same event at once. Attempts
+imported from an Event Importer database carry its submission id in `imported_id`.
 """
 
 import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -95,6 +96,16 @@ class Submission(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # An imported attempt is keyed by the source's submission id: importing again adds nothing.
+        Index(
+            "uq_submissions_imported",
+            "service_name",
+            "event_cache_id",
+            "imported_id",
+            unique=True,
+            sqlite_where=text("imported_id IS NOT NULL"),
+            postgresql_where=text("imported_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,6 +121,9 @@ class Submission(Base):
     http_status: Mapped[int | None]
     response: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The Event Importer's `submissions.id` for an attempt imported from its database; NULL for this
+    # project's own attempts. Nullable, so `Database` can add it to a database created before it.
+    imported_id: Mapped[int | None] = mapped_column(BigInteger)
 
     event: Mapped[EventCache] = relationship(back_populates="submissions")
 

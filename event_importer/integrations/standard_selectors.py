@@ -8,6 +8,7 @@ from sqlalchemy import Select, select
 
 from event_importer.db.models import EventCache
 from event_importer.errors import EventImporterError
+from event_importer.events.model import normalise_source_url
 from event_importer.integrations.base import BaseSelector
 from event_importer.states import STATES, EventState
 
@@ -37,7 +38,7 @@ class UrlSelector(BaseSelector):
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         if not url:
             raise EventImporterError("the 'url' selector needs a url")
-        return select(EventCache).where(EventCache.source_url == url)
+        return select(EventCache).where(EventCache.source_url == normalise_source_url(url.strip()))
 
 
 # The states with a selector of their own; `success` has none (nothing to do for those events).
