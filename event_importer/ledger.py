@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
-from event_importer.db.models import Submission, SubmissionStatus, utcnow
+from event_importer.db.models import FailureKind, Submission, SubmissionStatus, utcnow
 
 HOSTNAME = socket.gethostname()
 
@@ -92,6 +92,7 @@ class Outcome:
     http_status: int | None = None
     response: dict[str, Any] | None = None
     error: str | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class FinalRecord:
     status: SubmissionStatus
     response: dict[str, Any] | None = None
     error: str | None = None
+    failure_kind: FailureKind | None = None
 
 
 # One Core statement, executed for many rows at once: half the CPU of the ORM's bulk update by key,
@@ -117,6 +119,7 @@ _FINISH = (
         http_status=bindparam("http_status"),
         response=bindparam("response"),
         error=bindparam("error"),
+        failure_kind=bindparam("failure_kind"),
         finished_at=bindparam("finished_at"),
     )
 )
@@ -216,6 +219,8 @@ class SubmissionLedger:
                 .where(and_(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING.value))
                 .values(
                     status=SubmissionStatus.FAILED.value,
+                    # The destination may never have seen it: sending it again can succeed.
+                    failure_kind=FailureKind.TRANSIENT.value,
                     finished_at=utcnow(),
                     error=f"abandoned: run {run_id} stopped before recording an outcome; "
                     "the destination may or may not have received this attempt",
@@ -232,6 +237,7 @@ class SubmissionLedger:
                 "http_status": o.http_status,
                 "response": o.response,
                 "error": o.error,
+                "failure_kind": o.failure_kind.value if o.failure_kind else None,
                 "finished_at": now,
             }
             for o in outcomes
@@ -254,7 +260,12 @@ class SubmissionLedger:
             now = utcnow()
             rows = [
                 self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now)
-                | {"finished_at": now, "response": r.response, "error": r.error}
+                | {
+                    "finished_at": now,
+                    "response": r.response,
+                    "error": r.error,
+                    "failure_kind": r.failure_kind.value if r.failure_kind else None,
+                }
                 for r in records
             ]
             written = {

@@ -1,7 +1,8 @@
 """Engines and sessions for the event cache, on SQLite (the default) or PostgreSQL.
 
 The schema is created on first use. Later schema changes are to be shipped as Alembic revisions
-(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes.
+(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes, and
+`add_missing_columns` the nullable columns a newer version added to an existing table.
 """
 
 import threading
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,6 +64,29 @@ def create_db_engine(url: str) -> Engine:
     raise ConfigurationError("EVENT_IMPORTER_DATABASE_URL: only sqlite and postgresql databases are supported")
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns of the models that an existing table lacks (NULL in its old rows).
+
+    Enough for additive changes until the Alembic baseline exists. Two processes may race to add
+    the same column: the loser's error is ignored once the column is there.
+    """
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+
+
 class Database:
     """One engine and session factory per database URL, with the schema created on first use."""
 
@@ -71,6 +95,7 @@ class Database:
         self.engine = create_db_engine(url)
         try:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
         except DBAPIError as exc:
             self.engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)

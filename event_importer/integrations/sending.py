@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from event_importer.db.models import SubmissionStatus
-from event_importer.errors import SubmissionError
+from event_importer.db.models import FailureKind, SubmissionStatus
+from event_importer.errors import RetryableSubmissionError, SubmissionError
 from event_importer.integrations.base import BaseClient, ProgressCallback
 from event_importer.integrations.chunks import chunked
 from event_importer.integrations.records import Outcome, Payload, SubmissionResult
@@ -50,6 +50,8 @@ def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: Subm
             status,
             response={"payload": p.body} if p.body is not None else None,
             error=p.error,
+            # An event that cannot be transformed fails the same way until its data changes.
+            failure_kind=FailureKind.PERMANENT if p.error else None,
         )
         for p in payloads
     )
@@ -212,10 +214,17 @@ async def _attempt(client: BaseClient, payload: Payload, claim: Claim) -> Ledger
     try:
         response = await client.send(payload)
     except SubmissionError as exc:
-        return LedgerOutcome(claim.submission_id, SubmissionStatus.FAILED, http_status=exc.status, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a client bug on one event must not lose the others
+        kind = FailureKind.TRANSIENT if isinstance(exc, RetryableSubmissionError) else FailureKind.PERMANENT
         return LedgerOutcome(
-            claim.submission_id, SubmissionStatus.FAILED, error=f"client failed: {type(exc).__name__}: {exc}"
+            claim.submission_id, SubmissionStatus.FAILED, http_status=exc.status, error=str(exc), failure_kind=kind
+        )
+    except Exception as exc:  # noqa: BLE001 - a client bug on one event must not lose the others
+        # Permanent: the same code would fail the same way on the next run.
+        return LedgerOutcome(
+            claim.submission_id,
+            SubmissionStatus.FAILED,
+            error=f"client failed: {type(exc).__name__}: {exc}",
+            failure_kind=FailureKind.PERMANENT,
         )
     return LedgerOutcome(claim.submission_id, SubmissionStatus.SUCCESS, response=response)
 
