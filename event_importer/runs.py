@@ -311,7 +311,8 @@ def integration_status(service: str) -> dict[str, Any]:
 
     Keys: `events` (total) and `unsubmitted` (never attempted), `dry_run_only` (only dry runs),
     `success`, `failed`, `pending` (claimed by a live run), `stale_pending` (claimed by a process
-    that is gone), which add up to `events`; and `changed` (accepted, but the data changed since).
+    that is gone), which add up to `events`; and `changed` (accepted, but the data changed since)
+    and `exhausted` (failed transiently until automatic retries stopped), each its selector's count.
 
     Raises:
         IntegrationNotFoundError: no integration has that name.
@@ -348,8 +349,9 @@ def integration_status(service: str) -> dict[str, Any]:
             .outerjoin(Submission, Submission.id == latest)
             .group_by(Submission.status, dry_runs, owner_column, claimed_column)
         ).all()
-        changed = session.scalar(
-            select(func.count()).select_from(submitter.get_selector("changed").statement(service).subquery())
+        changed, exhausted = (
+            session.scalar(select(func.count()).select_from(submitter.get_selector(name).statement(service).subquery()))
+            for name in ("changed", "exhausted")
         )
     for status, has_dry_run, owner, claimed_at, count in rows:
         if status is None:
@@ -359,4 +361,5 @@ def integration_status(service: str) -> dict[str, Any]:
             counts["pending" if alive else "stale_pending"] += count
         else:
             counts[status] = counts.get(status, 0) + count
-    return {"service": service, "events": sum(counts.values()), **counts, "changed": changed or 0}
+    extra = {"changed": changed or 0, "exhausted": exhausted or 0}
+    return {"service": service, "events": sum(counts.values()), **counts, **extra}

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import dagster as dg
+from sqlalchemy import func, select
 
 from event_importer.db.engine import Database
 from event_importer.defs.checks import check_specs, evaluate_checks
@@ -247,6 +248,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             "selector": selection.selector,
             "mode": _mode(selection.dry_run),
             "results": dg.MetadataValue.md(results_table(results)),
+            # Across the integration, not this run: events later runs no longer retry on their own.
+            "retries_exhausted": dg.MetadataValue.int(_count_selected(database, sub, "exhausted")),
         }
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
@@ -270,10 +273,16 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
     return dg.Definitions(
         assets=[selected_events, payloads, submission_results],
         jobs=[job],
-        schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class)],
+        schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class, submitter)],
         sensors=[build_new_events_sensor(svc, job, submitter, config_class)],
         resources={client_key: client_resource(integration)},
     )
+
+
+def _count_selected(database: Database, submitter: BaseSubmitter, selector: str) -> int:
+    statement = submitter.get_selector(selector).statement(submitter.service_name).subquery()
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(statement)) or 0
 
 
 def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:

@@ -74,7 +74,9 @@ def test_the_sensor_requests_a_run_for_changed_events(defs, event_db):
 def test_the_schedule_evaluates_to_valid_run_config(defs):
     schedule = defs.resolve_schedule_def(f"{SERVICE}_submit_schedule")
     assert schedule.cron_schedule == "0 * * * *" and schedule.execution_timezone == "UTC"
-    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2027, 3, 14, 12, tzinfo=dt.UTC))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2027, 3, 14, 12, tzinfo=dt.UTC), resources={"database": DatabaseResource()}
+    )
     [request] = schedule.evaluate_tick(context).run_requests
     dg.validate_run_config(defs.resolve_job_def(f"{SERVICE}_submit_job"), request.run_config)
     assert selectors([request]) == ["unsubmitted"]
