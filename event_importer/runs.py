@@ -11,7 +11,6 @@ capture mixes runs), so the API's worker threads wait their turn on a process-wi
 `integration_status` counts the integration's events by their latest submission state.
 """
 
-import os
 import re
 import threading
 import uuid
@@ -36,7 +35,7 @@ from event_importer.defs.config import (
     run_tags,
 )
 from event_importer.defs.factory import register_listener
-from event_importer.defs.resources import secret_fields
+from event_importer.defs.resources import redact
 from event_importer.defs.values import Selection, Submitted, Transformed
 from event_importer.errors import EventImporterError, RunInProgressError, UsageError
 from event_importer.instance import prepare_environment
@@ -299,11 +298,7 @@ def _failure(result: Any, integration: Integration) -> tuple[str, bool]:
 
 
 def _redact(text: str, integration: Integration) -> str:
-    for variable in secret_fields(integration.submitter_class.settings_class).values():
-        value = os.environ.get(variable)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    return redact(text, integration)
 
 
 def integration_status(service: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Each integration gets `<svc>/selected_events` -> `<svc>/payloads` -> `<svc>/submission_results` in a
 group named after it, a job `<svc>_submit_job` running them in one process, asset checks on the
-results, a schedule and a sensor (both stopped until a user starts them). The assets only call the
+results, a schedule, a sensor starting runs and one sending alerts (all stopped until a user
+starts them). The assets only call the
 submitter's three steps (`select`, `transform`, `submit`), the same code path as outside Dagster;
 `submit` writes every `Submission` row through the ledger, claiming each event before it is sent
 and recording each outcome as it arrives. The run configuration sits on the first asset and travels
@@ -17,6 +18,7 @@ import dagster as dg
 from sqlalchemy import func, select
 
 from event_importer.db.engine import Database
+from event_importer.defs.alerts import build_alerts_sensor
 from event_importer.defs.checks import check_specs, evaluate_checks
 from event_importer.defs.config import (
     TAG_DRY_RUN,
@@ -274,7 +276,10 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         assets=[selected_events, payloads, submission_results],
         jobs=[job],
         schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class, submitter)],
-        sensors=[build_new_events_sensor(svc, job, submitter, config_class)],
+        sensors=[
+            build_new_events_sensor(svc, job, submitter, config_class),
+            build_alerts_sensor(integration, job.name),
+        ],
         resources={client_key: client_resource(integration)},
     )
 
