@@ -24,7 +24,7 @@ stopped, like the integration's other sensor and schedule.
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from sqlalchemy import func, select
@@ -48,7 +48,10 @@ from event_importer.settings import get_settings
 MINIMUM_INTERVAL_S = 30
 # Run-status events read per tick; the rest wait for the next tick.
 PAGE = 50
-_STATUS_EVENTS = (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS)
+_STATUS_EVENTS: tuple[Literal[dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS], ...] = (
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.RUN_SUCCESS,
+)
 
 
 def alerts_sensor_name(service: str) -> str:
@@ -173,9 +176,10 @@ def _change(failing: bool, run: FinishedRun, database: Database, service: str) -
     """The change of state `run` makes, if any."""
     if run.failed:
         return None if failing else AlertKind.FAILING
-    if failing and sum(_counts(database, service, run.run_id).values()):
-        return AlertKind.RECOVERED
-    return None
+    if not failing:
+        return None
+    counts = _counts(database, service, run.run_id)
+    return AlertKind.RECOVERED if counts["sent"] + counts["failed"] > 0 else None
 
 
 def _counts(database: Database, service: str, run_id: str) -> dict[str, int]:
@@ -242,7 +246,7 @@ def _reason(instance: dg.DagsterInstance, run: FinishedRun, integration: Integra
             continue
         if event.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             check = event.event_specific_data
-            if check is not None and not check.passed and check.blocking:
+            if isinstance(check, dg.AssetCheckEvaluation) and not check.passed and check.blocking:
                 reasons.append(f"asset check {check.check_name} failed: {check.description or 'did not pass'}")
             continue
         error = event.step_failure_data.error if event.step_failure_data else None

@@ -21,8 +21,8 @@ import dagster as dg
 from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
-from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
 from event_importer.db.models import Submission
+from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
 from event_importer.defs.resources import DatabaseResource
 from event_importer.integrations.base import BaseSubmitter
 

@@ -144,7 +144,7 @@ class RetryPolicy:
 
     def wait_after(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th failure in a row before the next attempt."""
-        return min(self.max_delay, self.delay * 2 ** (failures - 1))
+        return min(self.max_delay, self.delay * 2.0 ** (failures - 1))
 
 
 def _failures_in_a_row(service_name: str) -> Any:
