@@ -37,7 +37,10 @@ def build_schedule(
         context: dg.ScheduleEvaluationContext, database: DatabaseResource
     ) -> list[dg.RunRequest]:
         tags = {TAG_INTEGRATION: service, **run_tags(config, "schedule")}
-        requests = [dg.RunRequest(run_config=run_config(service, config), tags=tags)]
+        # Dagster wants a run key on each request of a tick with several: one per scheduled time.
+        when = context.scheduled_execution_time
+        key = f"{service}:{config.selector}:{when.isoformat() if when else 'manual'}"
+        requests = [dg.RunRequest(run_key=key, run_config=run_config(service, config), tags=tags)]
         with database.get_database().session() as session:
             retry = retry_request(session, service, retry_selector, config_class, "schedule")
         if retry is not None:
