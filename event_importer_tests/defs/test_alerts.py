@@ -235,3 +235,81 @@ def test_a_failed_delivery_is_retried_and_never_raises(receiver):
     outcome = deliver(alert(), [closed], attempts=1, log=Log(), sleep=lambda _: None)
     assert outcome["webhook"] and HOOK_TOKEN not in outcome["webhook"]
     assert not any(HOOK_TOKEN in m for m in messages)
+
+
+@pytest.fixture
+def tls_mailbox(tmp_path) -> Iterator[tuple[Mailbox, int, str]]:
+    """An SMTP server that requires STARTTLS before a login, with a certificate made for 127.0.0.1."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=box.authenticate,
+        tls_context=context,
+        require_starttls=True,
+    )
+    controller.start()
+    yield box, port, str(cert)
+    controller.stop()
+
+
+def test_email_goes_over_starttls_to_a_verified_server_only(tls_mailbox, monkeypatch):
+    from event_importer.alerts import EmailTarget
+
+    box, port, cert = tls_mailbox
+
+    def target():
+        return EmailTarget(
+            "127.0.0.1",
+            port,
+            sender="importer@example.org",
+            recipients=["ops@example.org"],
+            starttls=True,
+            user=SMTP_USER,
+            password=SMTP_PASSWORD,
+            timeout=5,
+        )
+
+    # The certificate is not trusted: nothing is sent, and the error names no secret.
+    outcome = deliver(alert(), [target()], attempts=1, sleep=lambda _: None)
+    assert outcome["email"] and "SSL" in outcome["email"] and SMTP_PASSWORD not in outcome["email"]
+    assert box.messages == []
+
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # trusted from now on
+    assert deliver(alert(), [target()], attempts=1, sleep=lambda _: None) == {"email": None}
+    [mail] = box.messages
+    assert box.logins == [SMTP_USER]
+    assert "recovered" in mail["Subject"] and f"{UI_URL}/runs/run-1" in mail.get_content()
