@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     alert_smtp_password: SecretStr | None = Field(default=None, description="Alerts by email: SMTP password.")
     alert_email_from: str | None = Field(default=None, description="Alerts by email: the sender address.")
     alert_email_to: str | None = Field(default=None, description="Alerts by email: recipients, comma-separated.")
+    alert_interval: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between the alerts sensor's looks at finished runs."
+    )
     alert_timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds per alert delivery attempt.")
     alert_attempts: int = Field(default=3, ge=1, le=10, description="Tries per alert and target.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")

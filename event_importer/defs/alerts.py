@@ -45,7 +45,6 @@ from event_importer.defs.resources import DatabaseResource, redact
 from event_importer.integrations.discovery import Integration
 from event_importer.settings import get_settings
 
-MINIMUM_INTERVAL_S = 30
 # Run-status events read per tick; the rest wait for the next tick.
 PAGE = 50
 _STATUS_EVENTS: tuple[Literal[dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS], ...] = (
@@ -91,7 +90,8 @@ def build_alerts_sensor(integration: Integration, job_name: str) -> dg.SensorDef
 
     @dg.sensor(
         name=alerts_sensor_name(service),
-        minimum_interval_seconds=MINIMUM_INTERVAL_S,
+        # Read when the definitions load, like the schedules' cron.
+        minimum_interval_seconds=get_settings().alert_interval,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Alert (EVENT_IMPORTER_ALERT_* settings) when {service} submission runs start failing, "
         "and when a later run is healthy again. Starts no runs.",
