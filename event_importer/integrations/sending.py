@@ -51,7 +51,7 @@ def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: Subm
             response={"payload": p.body} if p.body is not None else None,
             error=p.error,
             # An event that cannot be transformed fails the same way until its data changes.
-            failure_kind=FailureKind.PERMANENT if p.error else None,
+            failure_kind=FailureKind.PERMANENT if status is SubmissionStatus.FAILED else None,
         )
         for p in payloads
     )

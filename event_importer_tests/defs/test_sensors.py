@@ -154,11 +154,13 @@ def test_transient_failures_are_retried_after_a_growing_delay_up_to_the_limit(
         assert retry.run_key not in keys
         keys.add(retry.run_key)
         assert schedule_selectors() == ["unsubmitted", "retry"]
-        run_request(defs, instance, retry)
+        result = run_request(defs, instance, retry)
         assert len(attempts(flaky)) == attempt_number
         assert attempts(rejected) == [("failed", "permanent")]  # a 422 is never retried on its own
 
-    # Three attempts used: no more automatic retries, and `status` counts the event as exhausted.
+    # Three attempts used: no more automatic retries; the last run's metadata and `status` say so.
+    [materialization] = result.asset_materializations_for_node(f"{SERVICE}__submission_results")
+    assert materialization.metadata["retries_exhausted"].value == 1
     age(event_db, 100_000)
     assert not tick(defs, first.cursor).run_requests
     assert schedule_selectors() == ["unsubmitted"]
