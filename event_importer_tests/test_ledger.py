@@ -3,6 +3,7 @@ from a dead one with the reason recorded; attempt numbers count real attempts on
 
 import subprocess
 import sys
+import time
 
 from sqlalchemy import select
 
@@ -79,3 +80,18 @@ def test_owner_liveness():
     old = recent - dt.timedelta(hours=2)
     assert owner_alive("elsewhere:1", recent, stale_after=3600)
     assert not owner_alive("elsewhere:1", old, stale_after=3600)
+    # This process started after a claim made two hours ago: its pid was reused, the owner is gone.
+    assert owner_alive(current_owner(), recent, stale_after=1e9)
+    assert not owner_alive(current_owner(), old, stale_after=1e9)
+
+
+def test_a_zombie_owns_nothing():
+
+    child = subprocess.Popen(["true"])
+    owner = f"{current_owner().rpartition(':')[0]}:{child.pid}"
+    for _ in range(200):  # until it has exited, unreaped
+        if not owner_alive(owner, None, stale_after=1e9):
+            break
+        time.sleep(0.01)
+    assert not owner_alive(owner, None, stale_after=1e9)
+    child.wait()
