@@ -113,15 +113,15 @@ def build_alerts_sensor(integration: Integration, job_name: str) -> dg.SensorDef
         for missing in missing_alert_settings(settings):
             context.log.error(f"{missing} is not set: alert emails have no recipient")
         db = database.get_database()
+        failing = state.failing
         notes = []
         for run in runs:
-            state = AlertState(run.storage_id, state.failing)
             if run.tags.get(TAG_DRY_RUN) == "true":
                 continue
-            kind = _change(state.failing, run, db, service)
+            kind = _change(failing, run, db, service)
             if kind is None:
                 continue
-            state = AlertState(run.storage_id, kind is AlertKind.FAILING)
+            failing = kind is AlertKind.FAILING
             alert = build_alert(kind, integration, run, db, instance, settings.ui_url)
             if not targets:
                 notes.append(f"{kind.value} (run {run.run_id}); no alert target is configured")
@@ -131,7 +131,7 @@ def build_alerts_sensor(integration: Integration, job_name: str) -> dg.SensorDef
             notes.append(f"{kind.value} (run {run.run_id}): sent to {', '.join(sent) or 'no target'}")
         summary = "; ".join(notes) or f"{len(runs)} runs finished, no change of state"
         context.log.info(summary)
-        return dg.SensorResult(skip_reason=summary, cursor=AlertState(read_up_to, state.failing).dump())
+        return dg.SensorResult(skip_reason=summary, cursor=AlertState(read_up_to, failing).dump())
 
     return alerts_sensor
 
