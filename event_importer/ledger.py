@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
-from event_importer.db.models import EventCache, Submission, SubmissionStatus, utcnow
+from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
 from event_importer.errors import EventImporterError
 
 HOSTNAME = socket.gethostname()
@@ -92,6 +92,7 @@ class Outcome:
     response: dict[str, Any] | None = None
     error: str | None = None
     payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class FinalRecord:
     response: dict[str, Any] | None = None
     error: str | None = None
     payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ _FINISH = (
         http_status=bindparam("http_status"),
         response=bindparam("response"),
         error=bindparam("error"),
+        failure_kind=bindparam("failure_kind"),
         finished_at=bindparam("finished_at"),
     )
 )
@@ -248,6 +251,8 @@ class SubmissionLedger:
                 .where(and_(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING.value))
                 .values(
                     status=SubmissionStatus.FAILED.value,
+                    # The destination may never have seen it: sending it again can succeed.
+                    failure_kind=FailureKind.TRANSIENT.value,
                     finished_at=utcnow(),
                     error=f"abandoned: run {run_id} stopped before recording an outcome; "
                     "the destination may or may not have received this attempt",
@@ -264,6 +269,7 @@ class SubmissionLedger:
                 "http_status": o.http_status,
                 "response": AttemptRecord(self.trigger, o.payload, o.response).to_json(),
                 "error": o.error,
+                "failure_kind": o.failure_kind.value if o.failure_kind else None,
                 "finished_at": now,
             }
             for o in outcomes
@@ -290,6 +296,7 @@ class SubmissionLedger:
                     "finished_at": now,
                     "response": AttemptRecord(self.trigger, r.payload, r.response).to_json(),
                     "error": r.error,
+                    "failure_kind": r.failure_kind.value if r.failure_kind else None,
                 }
                 for r in records
             ]

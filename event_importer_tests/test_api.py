@@ -30,7 +30,7 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 MAX_BODY = 4_000
 SUBMIT = "/integrations/ticketfairy/submit"
 STATUS = "/integrations/ticketfairy/status"
-VALID_SELECTORS = "valid selectors: all, changed, failed, pending, unsubmitted, upcoming, url"
+VALID_SELECTORS = "valid selectors: all, changed, exhausted, failed, pending, retry, unsubmitted, upcoming, url"
 EVENT_IMPORTER = str(Path(sys.executable).parent / "event-importer")
 
 

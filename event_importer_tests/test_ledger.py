@@ -58,6 +58,7 @@ def test_a_dead_runs_claim_is_taken_over_and_closed_with_a_reason(database):
     assert claim is not None and claim.attempt == 2
     old, new = rows(database, event_id)
     assert old.status == "failed" and "killed-run" in old.error and "may or may not" in old.error
+    assert old.failure_kind == "transient"  # nothing wrong with the event: sending it again may work
     assert (new.status, new.run_id) == ("pending", "next-run")
 
 

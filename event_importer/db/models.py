@@ -34,6 +34,15 @@ class SubmissionStatus(enum.StrEnum):
     DRY_RUN = "dry_run"
 
 
+class FailureKind(enum.StrEnum):
+    """Whether a failed attempt is worth repeating as it is (see `errors.SubmissionError`'s subclasses)."""
+
+    # Connection errors, timeouts, 429, 5xx, a run that died mid-attempt: later runs retry these.
+    TRANSIENT = "transient"
+    # 4xx rejections, unusable answers, events that cannot be transformed: they wait for new data.
+    PERMANENT = "permanent"
+
+
 class EventCache(Base):
     """One imported event: its data as JSON and a hash of that data to notice changes."""
 
@@ -124,6 +133,8 @@ class Submission(Base):
     # The Event Importer's `submissions.id` for an attempt imported from its database; NULL for this
     # project's own attempts. Nullable, so `Database` can add it to a database created before it.
     imported_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A `FailureKind` on failed attempts; NULL otherwise, and on failures recorded before it existed.
+    failure_kind: Mapped[str | None] = mapped_column(String(16))
 
     event: Mapped[EventCache] = relationship(back_populates="submissions")
 
