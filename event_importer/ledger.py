@@ -16,17 +16,19 @@ import datetime as dt
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
-from event_importer.db.models import Submission, SubmissionStatus, utcnow
+from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
+from event_importer.errors import EventImporterError
 
 HOSTNAME = socket.gethostname()
 
@@ -90,6 +92,7 @@ class Outcome:
     response: dict[str, Any] | None = None
     error: str | None = None
     payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class FinalRecord:
     response: dict[str, Any] | None = None
     error: str | None = None
     payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,7 @@ _FINISH = (
         http_status=bindparam("http_status"),
         response=bindparam("response"),
         error=bindparam("error"),
+        failure_kind=bindparam("failure_kind"),
         finished_at=bindparam("finished_at"),
     )
 )
@@ -246,6 +251,8 @@ class SubmissionLedger:
                 .where(and_(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING.value))
                 .values(
                     status=SubmissionStatus.FAILED.value,
+                    # The destination may never have seen it: sending it again can succeed.
+                    failure_kind=FailureKind.TRANSIENT.value,
                     finished_at=utcnow(),
                     error=f"abandoned: run {run_id} stopped before recording an outcome; "
                     "the destination may or may not have received this attempt",
@@ -262,6 +269,7 @@ class SubmissionLedger:
                 "http_status": o.http_status,
                 "response": AttemptRecord(self.trigger, o.payload, o.response).to_json(),
                 "error": o.error,
+                "failure_kind": o.failure_kind.value if o.failure_kind else None,
                 "finished_at": now,
             }
             for o in outcomes
@@ -288,6 +296,7 @@ class SubmissionLedger:
                     "finished_at": now,
                     "response": AttemptRecord(self.trigger, r.payload, r.response).to_json(),
                     "error": r.error,
+                    "failure_kind": r.failure_kind.value if r.failure_kind else None,
                 }
                 for r in records
             ]
@@ -296,3 +305,96 @@ class SubmissionLedger:
                 for submission_id, event_id, _ in self._insert_attempts(session, rows)
             }
         return [written.get(r.event_id) for r in records]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedAttempt:
+    """An attempt another system made (the Event Importer), keyed by its own submission id there."""
+
+    source_id: int
+    event_id: int
+    service_name: str
+    status: SubmissionStatus
+    at: dt.datetime
+    response: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class ImportCounts:
+    """What `import_attempts` did with each attempt it was given."""
+
+    imported: list[ImportedAttempt] = field(default_factory=list)
+    already_imported: int = 0
+    kept_own: list[ImportedAttempt] = field(default_factory=list)
+
+
+def import_attempts(database: Database, attempts: Sequence[ImportedAttempt]) -> ImportCounts:
+    """Record attempts made elsewhere as real attempts of this project, in one transaction.
+
+    Each takes the next attempt number of its (event, service), in the order given (oldest first), and
+    the hash of the event's data as it is now in the cache: a success was of that data, so `changed`
+    picks the event only once its data changes. An attempt already imported (same source id) is left
+    alone, and so is every attempt for an (event, service) this project has attempts of its own for:
+    those are newer than anything imported and must stay the latest.
+    """
+    counts = ImportCounts()
+    if not attempts:
+        return counts
+    event_ids = sorted({a.event_id for a in attempts})
+    services = sorted({a.service_name for a in attempts})
+    try:
+        with database.session() as session:
+            seen: dict[tuple[str, int], int] = {}
+            own: set[tuple[str, int]] = set()
+            imported: set[tuple[str, int, int]] = set()
+            for service, event_id, imported_id in session.execute(
+                select(Submission.service_name, Submission.event_cache_id, Submission.imported_id).where(
+                    Submission.event_cache_id.in_(event_ids),
+                    Submission.service_name.in_(services),
+                    Submission.status != SubmissionStatus.DRY_RUN.value,
+                )
+            ):
+                seen[service, event_id] = seen.get((service, event_id), 0) + 1
+                if imported_id is None:
+                    own.add((service, event_id))
+                else:
+                    imported.add((service, event_id, imported_id))
+            hashes = dict(
+                session.execute(select(EventCache.id, EventCache.data_hash).where(EventCache.id.in_(event_ids))).all()
+            )
+            rows = []
+            for a in attempts:
+                pair = (a.service_name, a.event_id)
+                if (*pair, a.source_id) in imported:
+                    counts.already_imported += 1
+                    continue
+                if pair in own:
+                    counts.kept_own.append(a)
+                    continue
+                seen[pair] = seen.get(pair, 0) + 1
+                imported.add((*pair, a.source_id))
+                rows.append(
+                    {
+                        "event_cache_id": a.event_id,
+                        "service_name": a.service_name,
+                        "status": a.status.value,
+                        "attempt": seen[pair],
+                        "data_hash": hashes[a.event_id],
+                        "created_at": a.at,
+                        "finished_at": a.at,
+                        "response": a.response,
+                        "error": a.error,
+                        "imported_id": a.source_id,
+                    }
+                )
+                counts.imported.append(a)
+            if rows:
+                session.execute(insert(Submission), rows)
+    except IntegrityError:
+        raise EventImporterError(
+            "another process (a run, or another import) recorded attempts for some of these events while "
+            "their history was imported; import again once it is done (what was imported stays, and is not "
+            "imported twice)"
+        ) from None
+    return counts

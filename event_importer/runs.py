@@ -9,7 +9,6 @@ execution must never run in two threads of one process at once (its log setup de
 capture mixes runs), so the API's worker threads wait their turn on a process-wide lock.
 """
 
-import os
 import re
 import threading
 import uuid
@@ -32,7 +31,7 @@ from event_importer.defs.config import (
     run_tags,
 )
 from event_importer.defs.factory import register_listener
-from event_importer.defs.resources import secret_fields
+from event_importer.defs.resources import redact
 from event_importer.defs.values import Selection, Submitted, Transformed
 from event_importer.errors import EventImporterError, RunInProgressError, UsageError
 from event_importer.instance import prepare_environment
@@ -300,8 +299,4 @@ def _failure(result: Any, integration: Integration) -> tuple[str, bool]:
 
 
 def _redact(text: str, integration: Integration) -> str:
-    for variable in secret_fields(integration.submitter_class.settings_class).values():
-        value = os.environ.get(variable)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    return redact(text, integration)

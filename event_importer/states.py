@@ -7,20 +7,23 @@ in `status` is by construction the number of events its selector would pick.
 Every state rests on the latest *real* attempt per (event, service): dry runs never count as an
 attempt, so an event with dry runs only is `unsubmitted` (the status report says how many of those
 had dry runs, as `dry_run_only`). `unsubmitted`, `success`, `failed` and `pending` partition the
-events; `changed` (the data changed since the latest success) overlaps them. A new state (say, a
+events; `changed` (the data changed since the latest success) and `exhausted` (transient failures
+that used up the automatic retries) overlap them. A new state (say, a
 cancelled event) is one more entry in `STATES`; the report and the selectors pick it up.
 """
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Exists, Select, and_, func, select
+from sqlalchemy import DateTime, Exists, Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from event_importer.db.engine import Database
-from event_importer.db.models import EventCache, Submission, SubmissionStatus
+from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
 from event_importer.ledger import owner_alive
+from event_importer.settings import Settings, get_settings
 
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
@@ -104,6 +107,95 @@ def changed(service_name: str) -> Select[EventCache]:
     ).where(~followed(service_name, success, by_success=True))
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How later runs retry events whose latest attempt failed transiently."""
+
+    #: Attempts of the same data (the first included) before automatic retries stop.
+    attempts: int = 5
+    #: Seconds after the first failure; doubled after each further one, up to `max_delay`.
+    delay: float = 300.0
+    max_delay: float = 21600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "RetryPolicy":
+        settings = settings or get_settings()
+        return cls(settings.retry_attempts, settings.retry_delay, settings.retry_max_delay)
+
+    def wait_after(self, failures: int) -> float:
+        """Seconds to wait after the `failures`-th failure in a row before the next attempt."""
+        return min(self.max_delay, self.delay * 2.0 ** (failures - 1))
+
+
+def _failures_in_a_row(service_name: str) -> Any:
+    """Failed real attempts of the event's current data that no success followed."""
+    failure = aliased(Submission, name="failure")
+    success = aliased(Submission, name="later_success")
+    succeeded_since = (
+        select(success.id)
+        .where(
+            success.service_name == service_name,
+            success.event_cache_id == failure.event_cache_id,
+            success.id > failure.id,
+            success.status == SubmissionStatus.SUCCESS.value,
+        )
+        .exists()
+    )
+    return (
+        select(func.count(failure.id))
+        .where(
+            failure.service_name == service_name,
+            failure.event_cache_id == EventCache.id,
+            failure.status == SubmissionStatus.FAILED.value,
+            failure.data_hash == EventCache.data_hash,
+            ~succeeded_since,
+        )
+        .correlate(EventCache)
+        .scalar_subquery()
+    )
+
+
+def _latest_failed(service_name: str, latest: type[Submission], *conditions: Any) -> Select[EventCache]:
+    return with_attempt(service_name, latest, latest.status == SubmissionStatus.FAILED.value, *conditions).where(
+        ~followed(service_name, latest)
+    )
+
+
+def retry_due(service_name: str, policy: RetryPolicy | None = None) -> Select[EventCache]:
+    """Failed events due for an automatic retry: a transient failure whose delay has passed while
+    attempts are left, or any failure whose event's data changed since."""
+    policy = policy or RetryPolicy.from_settings()
+    now = utcnow()
+    # The latest failure must be this old; NULL (never true) once the attempts are used up.
+    due_before = case(
+        {
+            failures: literal(now - dt.timedelta(seconds=policy.wait_after(failures)), DateTime(timezone=True))
+            for failures in range(1, policy.attempts)
+        },
+        value=_failures_in_a_row(service_name),
+        else_=None,
+    )
+    latest = aliased(Submission, name="latest")
+    transient_due = and_(
+        latest.data_hash == EventCache.data_hash,
+        latest.failure_kind == FailureKind.TRANSIENT.value,
+        latest.finished_at <= due_before,
+    )
+    return _latest_failed(service_name, latest, or_(latest.data_hash != EventCache.data_hash, transient_due))
+
+
+def exhausted(service_name: str, policy: RetryPolicy | None = None) -> Select[EventCache]:
+    """Events whose transient failures used up the policy's attempts for their current data."""
+    policy = policy or RetryPolicy.from_settings()
+    latest = aliased(Submission, name="latest")
+    return _latest_failed(
+        service_name,
+        latest,
+        latest.data_hash == EventCache.data_hash,
+        latest.failure_kind == FailureKind.TRANSIENT.value,
+    ).where(_failures_in_a_row(service_name) >= policy.attempts)
+
+
 @dataclass(frozen=True, slots=True)
 class EventState:
     """One state of an event at a destination, and the statement selecting the events in it."""
@@ -129,6 +221,12 @@ STATES: dict[str, EventState] = {
         ),
         EventState("pending", "latest attempt still pending (a live run, or one that was killed)", pending),
         EventState("changed", "data changed since the latest successful submission", changed, exclusive=False),
+        EventState(
+            "exhausted",
+            "failed transiently until the automatic retries stopped (retry-failed or new data sends it again)",
+            exhausted,
+            exclusive=False,
+        ),
     )
 }
 
@@ -169,7 +267,7 @@ def integration_status(service: str) -> dict[str, Any]:
     """Counts of the integration's events by state (see `status_counts`), with the service's name.
 
     Keys: `service`, `events`, then each state of `STATES` (`unsubmitted`, `success`, `failed` and
-    `pending` add up to `events`; `changed` overlaps them), `dry_run_only` (of `unsubmitted`) and
+    `pending` add up to `events`; `changed` and `exhausted` overlap them), `dry_run_only` (of `unsubmitted`) and
     `stale_pending` (of `pending`).
 
     Raises:

@@ -127,7 +127,10 @@ def test_a_dry_run_without_api_key_exits_0(cache_db, stand_in, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["submit", "--selector", "bogus"], "valid selectors: all, changed, failed, pending, unsubmitted, upcoming"),
+        (
+            ["submit", "--selector", "bogus"],
+            "valid selectors: all, changed, exhausted, failed, pending, retry, unsubmitted, upcoming",
+        ),
         (["submit", "--selector", "url"], "needs a url"),
         (["submit", "--limit", "0"], "0 is not in the range"),
         (["submit", "--limit", "9223372036854775808"], "limit: Input should be less than or equal to 1000000"),

@@ -8,7 +8,16 @@ import time
 from sqlalchemy import select
 
 from event_importer.db.models import Submission, SubmissionStatus
-from event_importer.ledger import ClaimRequest, FinalRecord, Outcome, SubmissionLedger, current_owner, owner_alive
+from event_importer.ledger import (
+    ClaimRequest,
+    FinalRecord,
+    ImportedAttempt,
+    Outcome,
+    SubmissionLedger,
+    current_owner,
+    import_attempts,
+    owner_alive,
+)
 from event_importer_tests.factories import SVC, add_events, current_hash, event_data
 
 
@@ -49,6 +58,7 @@ def test_a_dead_runs_claim_is_taken_over_and_closed_with_a_reason(database):
     assert claim is not None and claim.attempt == 2
     old, new = rows(database, event_id)
     assert old.status == "failed" and "killed-run" in old.error and "may or may not" in old.error
+    assert old.failure_kind == "transient"  # nothing wrong with the event: sending it again may work
     assert (new.status, new.run_id) == ("pending", "next-run")
 
 
@@ -71,6 +81,37 @@ def test_finish_records_outcomes_and_attempts_count_real_tries_only(database):
     assert statuses == [("dry_run", 1, None, True), ("failed", 1, 503, True), ("success", 2, 201, True)]
     # The column holds what was sent and the answer; the run's trigger when the ledger knows it.
     assert rows(database, event_id)[-1].response == {"payload": {"n": 1}, "answer": {"data": {"id": "7"}}}
+
+
+def imported(source_id, event_id, status=SubmissionStatus.SUCCESS, service=SVC):
+    import datetime as dt
+
+    return ImportedAttempt(source_id, event_id, service, status, dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+
+
+def test_imported_attempts_are_numbered_like_real_ones_and_imported_once(database):
+    [event_id, other_id] = add_events(database, event_data(), event_data())
+    digest = current_hash(database, event_id)
+    SubmissionLedger(database, SVC, "r1").record([FinalRecord(event_id, digest, 0, SubmissionStatus.DRY_RUN)])
+    first = import_attempts(database, [imported(1, event_id, SubmissionStatus.FAILED), imported(2, event_id)])
+    assert len(first.imported) == 2
+    again = import_attempts(database, [imported(1, event_id, SubmissionStatus.FAILED), imported(2, event_id)])
+    assert (again.imported, again.already_imported) == ([], 2)
+    real = [(r.status, r.attempt, r.imported_id, r.data_hash) for r in rows(database, event_id)]
+    assert real[1:] == [("failed", 1, 1, digest), ("success", 2, 2, digest)]
+
+    # The next claim of this project's own is attempt 3, as for any event with two attempts.
+    assert SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 1)]) == [None]
+    [claim] = SubmissionLedger(database, SVC, "r2").claim([ClaimRequest(event_id, digest, 2)])
+    assert claim is not None and claim.attempt == 3
+
+    # An (event, service) with attempts of this project's own keeps them as its latest: a later import
+    # adds nothing there; other events and services are imported.
+    later = import_attempts(
+        database, [imported(3, event_id), imported(4, other_id), imported(5, event_id, service="other")]
+    )
+    assert [a.source_id for a in later.kept_own] == [3]
+    assert [a.source_id for a in later.imported] == [4, 5]
 
 
 def test_owner_liveness():

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -102,23 +102,19 @@ def create_app() -> FastAPI:
             207: answer("Some records were invalid: the valid ones loaded, `errors` names the others.", LoadReport),
             **UNAUTHORIZED,
             **TOO_LARGE,
-            422: answer("Nothing loaded: every record was invalid (`errors`), or the body is not UTF-8 text.",
-                        LoadReport | Problem),
+            422: answer("Nothing loaded: every record was invalid (`errors` names each).", LoadReport),
         },
         openapi_extra={"requestBody": _EVENTS_BODY},
     )
     async def post_events(request: Request) -> JSONResponse:
         """Load events, upserted by `source_url`, and answer the counts: new, updated, unchanged, invalid."""
         raw = await request.body()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="body is not UTF-8 text") from None
         database = get_database(get_settings().resolved_database_url)
         from starlette.concurrency import run_in_threadpool
 
-        report = await run_in_threadpool(load_events, database, parse_records(text, "body"))
-        body = {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
+        # Bytes, not text: a record that is not UTF-8 is reported with its position, like any bad record.
+        report = await run_in_threadpool(load_events, database, parse_records(raw, "body"))
+        body = report.as_json()
         loaded = report.new + report.updated + report.unchanged
         code = status.HTTP_200_OK if not report.invalid else (
             status.HTTP_207_MULTI_STATUS if loaded else status.HTTP_422_UNPROCESSABLE_CONTENT
@@ -167,8 +163,10 @@ def _document_validation_errors(schema: dict[str, Any]) -> None:
             content = operation.get("responses", {}).get("422", {}).get("content", {})
             for media in content.values():
                 if media.get("schema", {}).get("$ref") == default:
-                    # POST /events' own 422 already put `Problem` in the components.
                     media["schema"] = {"$ref": "#/components/schemas/Problem"}
+                    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+                    components.update(problem.pop("$defs", {}))
+                    components["Problem"] = problem
     if default not in str(schema.get("paths")):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)

@@ -56,13 +56,15 @@ class LoadProblem(BaseModel):
 
 
 class LoadReport(BaseModel):
-    """What loading did; every invalid record is named with its position and reason."""
+    """What loading did; every invalid and every duplicate record is named with its position and reason."""
 
     new: int
     updated: int
     unchanged: int
     invalid: int
-    errors: list[LoadProblem]
+    duplicates: int = Field(description="Records whose source_url an earlier record of the body gave; they load.")
+    errors: list[LoadProblem] = Field(description="Each invalid record; the records around it load all the same.")
+    duplicate_records: list[LoadProblem]
 
 
 # -- submissions ---------------------------------------------------------------------------------

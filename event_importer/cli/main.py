@@ -38,31 +38,71 @@ def events() -> None:
 def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool) -> None:
     """Load events from JSON, JSON array or JSON Lines files (upsert by source_url).
 
-    Exits 1 when any record was invalid; the valid ones are loaded all the same.
+    Exits 1 when any record was invalid; the valid ones are loaded all the same. A source_url given
+    twice is reported as a duplicate (the later record is kept) without changing the exit code.
     """
     if not paths and not sample:
         fail("give one or more files, or --sample")
     database = open_database()
     report = LoadReport()
     if sample:
-        _merge(report, load_samples(database))
+        report.merge(load_samples(database))
     if paths:
-        _merge(report, load_files(database, paths))
+        report.merge(load_files(database, paths))
     if as_json:
-        print_json({**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]})
+        print_json(report.as_json())
     else:
-        for issue in report.invalid:
-            click.echo(f"invalid: {issue}", err=True)
-        c = report.counts
-        click.echo(f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid")
+        _echo_load(report)
     sys.exit(1 if report.invalid else 0)
 
 
-def _merge(into: LoadReport, other: LoadReport) -> None:
-    into.new += other.new
-    into.updated += other.updated
-    into.unchanged += other.unchanged
-    into.invalid += other.invalid
+def _echo_load(report: LoadReport) -> None:
+    for issue in report.invalid:
+        click.echo(f"invalid: {issue}", err=True)
+    for issue in report.duplicates:
+        click.echo(f"duplicate: {issue}", err=True)
+    c = report.counts
+    click.echo(
+        f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid"
+        + (f", {c['duplicates']} duplicates" if c["duplicates"] else "")
+    )
+
+
+@events.command("import-db")
+@click.argument("database_url")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def events_import_db(database_url: str, as_json: bool) -> None:
+    """Import an Event Importer database (SQLite or PostgreSQL URL): its events and its submission history.
+
+    Events are loaded as `events load` loads them; each submission becomes an imported attempt, so
+    what was sent there is not sent again. Importing again changes nothing. Exits 1 when any event
+    or submission could not be imported; the rest are imported all the same.
+    """
+    from event_importer.events.import_db import import_database
+
+    try:
+        imported = import_database(open_database(), database_url)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    except EventImporterError as exc:
+        fail(str(exc), code=1)
+    report, history = imported.events, imported.history
+    if as_json:
+        print_json({**report.as_json(), "history": history.as_json()})
+    else:
+        _echo_load(report)
+        for issue in history.skipped:
+            click.echo(f"invalid: {issue}", err=True)
+        per_service = "; ".join(
+            f"{name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            for name, counts in sorted(history.imported.items())
+        )
+        click.echo(
+            f"history: {history.imported_total} attempts imported{f' ({per_service})' if per_service else ''}, "
+            f"{history.already_imported} already imported, {history.kept_own} left out (attempted here since), "
+            f"{len(history.skipped)} invalid"
+        )
+    sys.exit(1 if report.invalid or history.skipped else 0)
 
 
 @events.command("list")

@@ -298,6 +298,11 @@ def api_error_message(response: httpx.Response) -> str | None:
         body = response.json()
     except ValueError:
         return _snippet(response.text) or None
+    return body_error_message(body)
+
+
+def body_error_message(body: Any) -> str | None:
+    """The explanation a JSON error body gives in one of the common shapes, shortened; None if it gives none."""
     return _snippet(_find_message(body)) or None
 
 
@@ -337,4 +342,4 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-__all__ = ["HttpClient", "SubmissionError", "api_error_message"]
+__all__ = ["HttpClient", "SubmissionError", "api_error_message", "body_error_message"]

@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from event_importer.db.models import SubmissionStatus
-from event_importer.errors import SubmissionError
+from event_importer.db.models import FailureKind, SubmissionStatus
+from event_importer.errors import RetryableSubmissionError, SubmissionError
 from event_importer.integrations.base import BaseClient, ProgressCallback, report_http_status, reported_http_status
 from event_importer.integrations.chunks import chunked
 from event_importer.integrations.records import Outcome, Payload, SubmissionResult
@@ -50,6 +50,8 @@ def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: Subm
             status,
             error=p.error,
             payload=p.body,
+            # An event that cannot be transformed fails the same way until its data changes.
+            failure_kind=FailureKind.PERMANENT if status is SubmissionStatus.FAILED else None,
         )
         for p in payloads
     )
@@ -215,15 +217,23 @@ async def _attempt(client: BaseClient, payload: Payload, claim: Claim) -> Ledger
     try:
         response = await client.send(payload)
     except SubmissionError as exc:
+        kind = FailureKind.TRANSIENT if isinstance(exc, RetryableSubmissionError) else FailureKind.PERMANENT
         return LedgerOutcome(
-            claim.submission_id, SubmissionStatus.FAILED, http_status=exc.status, error=str(exc), payload=sent
+            claim.submission_id,
+            SubmissionStatus.FAILED,
+            http_status=exc.status,
+            error=str(exc),
+            payload=sent,
+            failure_kind=kind,
         )
     except Exception as exc:  # noqa: BLE001 - a client bug on one event must not lose the others
+        # Permanent: the same code would fail the same way on the next run.
         return LedgerOutcome(
             claim.submission_id,
             SubmissionStatus.FAILED,
             error=f"client failed: {type(exc).__name__}: {exc}",
             payload=sent,
+            failure_kind=FailureKind.PERMANENT,
         )
     return LedgerOutcome(
         claim.submission_id,

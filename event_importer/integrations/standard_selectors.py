@@ -1,15 +1,21 @@
-"""The selectors every integration gets: unsubmitted, failed, pending, changed, all and url.
+"""The selectors every integration gets: unsubmitted, failed, pending, changed, retry, exhausted, all
+and url.
 
-The first four are the event states of `event_importer.states`, the same statements the status
-report counts, so a selector picks exactly the events `status` counts in its state.
+The first four and `exhausted` are the event states of `event_importer.states`, the same statements
+the status report counts, so a selector picks exactly the events `status` counts in its state.
+`retry` and `exhausted` apply the automatic retry policy (`RetryPolicy`, from the
+`EVENT_IMPORTER_RETRY_*` settings) to failed events: a transient failure is retried after a delay
+that doubles with each failure of the same data, up to a number of attempts; a permanent one only
+once the event's data changed.
 """
 
 from sqlalchemy import Select, select
 
 from event_importer.db.models import EventCache
 from event_importer.errors import EventImporterError
+from event_importer.events.model import normalise_source_url
 from event_importer.integrations.base import BaseSelector
-from event_importer.states import STATES, EventState
+from event_importer.states import STATES, EventState, RetryPolicy, exhausted, retry_due
 
 
 class StateSelector(BaseSelector):
@@ -20,6 +26,35 @@ class StateSelector(BaseSelector):
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         return self.state.statement(service_name)
+
+
+class RetrySelector(BaseSelector):
+    """Failed events due for another attempt (what the sensor and the schedule retry on their own).
+
+    Those whose latest failure was transient, once the policy's delay after it has passed and while
+    they have attempts left; and those whose data changed since their latest failure, of any kind.
+    The policy is read from the settings when the statement is built, unless one is given.
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None) -> None:
+        self.policy = policy
+
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
+        return retry_due(service_name, self.policy)
+
+
+class ExhaustedSelector(BaseSelector):
+    """Events whose transient failures used up the retry policy's attempts for their current data.
+
+    Later runs no longer retry them on their own; `retry-failed` (the `failed` selector) or a change
+    of their data does.
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None) -> None:
+        self.policy = policy
+
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
+        return exhausted(service_name, self.policy)
 
 
 class AllSelector(BaseSelector):
@@ -37,7 +72,7 @@ class UrlSelector(BaseSelector):
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         if not url:
             raise EventImporterError("the 'url' selector needs a url")
-        return select(EventCache).where(EventCache.source_url == url)
+        return select(EventCache).where(EventCache.source_url == normalise_source_url(url.strip()))
 
 
 # The states with a selector of their own; `success` has none (nothing to do for those events).
@@ -46,4 +81,9 @@ SELECTED_STATES = ("unsubmitted", "failed", "pending", "changed")
 
 def standard_selectors() -> dict[str, BaseSelector]:
     selectors: dict[str, BaseSelector] = {name: StateSelector(STATES[name]) for name in SELECTED_STATES}
-    return selectors | {"all": AllSelector(), "url": UrlSelector()}
+    return selectors | {
+        "retry": RetrySelector(),
+        "exhausted": ExhaustedSelector(),
+        "all": AllSelector(),
+        "url": UrlSelector(),
+    }

@@ -88,7 +88,7 @@ def test_a_real_run_without_api_key_fails_before_selecting(instance, cache_db, t
 
 
 def test_materializations_carry_counts_selector_and_a_results_table(instance, cache_db, ticketfairy_no_key):
-    add_events(cache_db, event_data(title="Rock | Roll\nNight"), event_data(title=None))
+    add_events(cache_db, event_data(title="Rock | Roll\nNight"), event_data(date=None))
     result = execute(instance, dry_run=True, selector="unsubmitted")
     assert result.success
     selected = metadata(result, FIRST_OP)
@@ -96,7 +96,7 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     assert selected["mode"].startswith("dry run")
     payloads = metadata(result, f"{SERVICE}__payloads")
     assert (payloads["transformed"], payloads["invalid"]) == (1, 1)
-    assert "title" in payloads["invalid_events"]
+    assert "date is required" in payloads["invalid_events"]
 
     results = metadata(result)
     assert {k: results[k] for k in ("selected", "transformed", "invalid", "submitted", "failed", "dry_run")} == {
@@ -112,7 +112,7 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     lines = table.splitlines()
     assert lines[0].startswith("| event | outcome |")
     # The failure (with its reason) comes first; a `|` in a cell is escaped and the newline is gone.
-    assert "failed" in lines[2] and "title" in lines[2]
+    assert "failed" in lines[2] and "date is required" in lines[2]
     assert "Rock \\| Roll Night" in lines[3]
     assert all(line.count("|") - line.count("\\|") == 7 for line in lines[2:])
     # Each failed event is named by id and source URL, and the metadata says how to see its history.

@@ -6,8 +6,9 @@ import socket
 
 from sqlalchemy import update
 
-from event_importer.db.models import Submission, SubmissionStatus
+from event_importer.db.models import FailureKind, Submission, SubmissionStatus
 from event_importer.integrations.discovery import discover
+from event_importer.settings import get_settings
 from event_importer.states import STATES, integration_status
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
@@ -34,12 +35,16 @@ def _ledger_with_every_history(event_db) -> dict[str, int]:
         "changed_then_failed": [S.SUCCESS, S.FAILED],
         "changed_and_resent": [S.SUCCESS, S.SUCCESS],
         "elsewhere_only": [],
+        # Transient failures until the retry policy (2 attempts here) gave up.
+        "exhausted": [S.FAILED, S.FAILED],
     }
     originals = {kind: event_data() for kind in histories}
     ids = dict(zip(histories, add_events(event_db, *originals.values()), strict=True))
     for kind, statuses in histories.items():
         for status in statuses:
-            attempt(event_db, SERVICE, ids[kind], status, run_id="killed" if kind == "stale" else "live")
+            run_id = "killed" if kind == "stale" else "live"
+            transient = FailureKind.TRANSIENT if kind == "exhausted" else None
+            attempt(event_db, SERVICE, ids[kind], status, run_id=run_id, kind=transient)
     # Another integration's attempts do not count here.
     attempt(event_db, "elsewhere", ids["elsewhere_only"], S.SUCCESS)
     with event_db.session() as session:
@@ -52,13 +57,15 @@ def _ledger_with_every_history(event_db) -> dict[str, int]:
     return ids
 
 
-def test_each_state_count_is_what_its_selector_selects(event_db):
+def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
+    monkeypatch.setenv("EVENT_IMPORTER_RETRY_ATTEMPTS", "2")
+    get_settings.cache_clear()
     ids = _ledger_with_every_history(event_db)
     submitter = discover().get(SERVICE).create_submitter()
     with event_db.session() as session:
         selected = {
             name: {e.id for e in submitter.get_selector(name).select_events(session, SERVICE)}
-            for name in ("unsubmitted", "failed", "pending", "changed")
+            for name in ("unsubmitted", "failed", "pending", "changed", "exhausted")
         }
 
     status = integration_status(SERVICE)
@@ -76,17 +83,20 @@ def test_each_state_count_is_what_its_selector_selects(event_db):
         "failed_then_dry_run",
         "success_then_failed",
         "changed_then_failed",
+        "exhausted",
     }
+    assert {kinds[i] for i in selected["exhausted"]} == {"exhausted"}
     assert {kinds[i] for i in selected["pending"]} == {"pending", "failed_then_pending", "stale"}
     assert {kinds[i] for i in selected["changed"]} == {"changed", "changed_then_failed"}
     assert status == {
         "service": SERVICE,
-        "events": 16,
+        "events": 17,
         "unsubmitted": 3,
         "success": 6,
-        "failed": 4,
+        "failed": 5,
         "pending": 3,
         "changed": 2,
+        "exhausted": 1,
         "dry_run_only": 1,
         "stale_pending": 1,
     }

@@ -335,6 +335,7 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
         "pending": 0,
         "stale_pending": 0,
         "changed": 0,
+        "exhausted": 0,  # the failures left are 4xx rejections: permanent, never retried on their own
     }
 
     # -- nothing lost, and every duplicate explained -------------------------------------------

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from event_importer.errors import TransformError
-from event_importer.events.model import EventData
+from event_importer.events.model import EventData, minimum_age_label
 from event_importer.integrations.base import BaseTransformer
 from event_importer.timezones import resolve_event_timezone
 
@@ -45,11 +45,9 @@ class CalDavTransformer(BaseTransformer):
         """`{"uid": ..., "ics": <VCALENDAR text>}` for one event.
 
         Raises:
-            TransformError: the event has no title or no date, without which there is no entry.
+            TransformError: the event has no date, without which there is no entry.
         """
         event = self.parse(event_data)
-        if not event.title:
-            raise TransformError("no title: a calendar entry needs one for its SUMMARY")
         if event.date is None:
             raise TransformError("no date: a calendar entry needs one for its DTSTART")
         uid = event_uid(event.source_url)
@@ -143,8 +141,8 @@ def description_text(event: EventData) -> str:
         lines.append(f"Promoters: {', '.join(event.promoters)}")
     if event.cost:
         lines.append(f"Cost: {event.cost}")
-    if event.minimum_age is not None:
-        lines.append(f"Minimum age: {event.minimum_age}")
+    if age := minimum_age_label(event.minimum_age):
+        lines.append(age)
     if event.ticket_url:
         lines.append(f"Tickets: {event.ticket_url}")
     return "\n".join(lines).strip()

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import caldav
 import httpx
+import icalendar
 import pytest
 
 from event_importer.errors import (
@@ -81,15 +82,15 @@ def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_databas
         time={"start": "11:00", "end": "14:00"},  # no timezone: resolved from the coordinates
         location={"city": "New York", "country": "US", "coordinates": {"lat": 40.7306, "lng": -74.0005}},
     )
-    untitled = event_data(title=None)
-    add_events(sqlite_database, club_night, festival, brunch, untitled)
+    undated = event_data(date=None)
+    add_events(sqlite_database, club_night, festival, brunch, undated)
 
     report = CalDavSubmitter().submit_events(sqlite_database, "unsubmitted")
 
     assert report.counts["submitted"] == 3 and report.counts["invalid"] == 1
     [failed] = [r for r in report.results if r.outcome is Outcome.FAILED]
-    assert failed.source_url == untitled["source_url"]
-    assert failed.error == "no title: a calendar entry needs one for its SUMMARY"
+    assert failed.source_url == undated["source_url"]
+    assert failed.error == "no date: a calendar entry needs one for its DTSTART"
 
     entries = read_back(calendar_url)
     assert set(entries) == {event_uid(e["source_url"]) for e in (club_night, festival, brunch)}
@@ -297,13 +298,18 @@ def test_event_span(overrides, start, end):
     assert getattr(got_start, "tzinfo", None) == getattr(start, "tzinfo", None)
 
 
+def test_an_event_without_a_date_cannot_be_an_entry():
+    with pytest.raises(TransformError, match="^no date: "):
+        CalDavTransformer().transform(event_data(date=None))
+
+
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
-    [({"title": None}, "no title"), ({"title": "  "}, "no title"), ({"date": None}, "no date")],
+    ("age", "line"), [("21", "Minimum age: 21+"), (21, "Minimum age: 21+"), ("family", "All Ages")]
 )
-def test_an_event_without_title_or_date_cannot_be_an_entry(overrides, reason):
-    with pytest.raises(TransformError, match=f"^{reason}: "):
-        CalDavTransformer().transform(event_data(**overrides))
+def test_the_minimum_age_is_shown_as_text(age, line):
+    ics = CalDavTransformer().transform(event_data(minimum_age=age))["ics"]
+    description = icalendar.Calendar.from_ical(ics).walk("VEVENT")[0]["DESCRIPTION"]
+    assert line in description.splitlines()
 
 
 def test_plain_text_and_location():

@@ -125,7 +125,7 @@ def stored_data(database, event_id):
 
 
 def test_each_event_is_posted_as_signed_json(receiver, database):
-    events = [event_data(), event_data(cost="12 EUR")]
+    events = [event_data(), event_data(cost="12 EUR", minimum_age=21)]
     ids = add_events(database, *events)
 
     report = submit(database)
@@ -148,6 +148,7 @@ def test_each_event_is_posted_as_signed_json(receiver, database):
         assert verify_signature(SECRET, request.body, request.headers)
         assert len(request.headers["idempotency-key"]) == 64
         assert request.headers["webhook-id"] == request.headers["idempotency-key"]
+    assert by_url[events[1]["source_url"]].json["data"]["minimum_age"] == "21+"
     assert SECRET not in repr(submission_rows(database))
 
 
