@@ -14,6 +14,7 @@ from pydantic_core.core_schema import ValidationInfo
 
 from event_importer.events.model import check_http_url
 from event_importer.integrations.records import Outcome
+from event_importer.states import STATES
 from event_importer.submission_request import MAX_LIMIT
 
 # -- errors --------------------------------------------------------------------------------------
@@ -162,21 +163,25 @@ class RunResult(RunRef):
     results: list[EventResult]
 
 
-class IntegrationStatus(BaseModel):
-    """Events by the state of their latest real (non-dry-run) attempt."""
-
-    # A count the ledger learns to tell apart reaches clients before this model names it.
-    model_config = ConfigDict(extra="allow")
-
-    service: str
-    events: int = Field(description="All events in the cache; the next six add up to it.")
-    unsubmitted: int
-    dry_run_only: int
-    success: int
-    failed: int
-    pending: int = Field(description="Claimed by a live run.")
-    stale_pending: int = Field(description="Claimed by a process that is gone; the `pending` selector takes them over.")
-    changed: int = Field(description="Accepted, but the event's data changed since.")
+# One field per state, described where the state is defined, so a new state is documented with it;
+# in the order `integration_status` gives them.
+_STATUS_FIELDS: dict[str, Any] = {
+    "service": (str, ...),
+    "events": (int, Field(description="All events in the cache; the exclusive states add up to it.")),
+    **{
+        name: (int, Field(description=state.description + ("" if state.exclusive else " (overlaps the others)")))
+        for name, state in STATES.items()
+    },
+    "dry_run_only": (int, Field(description="Of `unsubmitted`, those that had dry runs.")),
+    "stale_pending": (int, Field(description="Of `pending`, those left by a process that is gone.")),
+}
+IntegrationStatus = create_model(
+    "IntegrationStatus",
+    # A count added beside the states reaches clients before this model names it.
+    __config__=ConfigDict(extra="allow"),
+    __doc__="Events by state, each counted as the selector of the same name would select them.",
+    **_STATUS_FIELDS,
+)
 
 
 class Health(BaseModel):
