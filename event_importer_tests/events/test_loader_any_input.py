@@ -67,6 +67,13 @@ def test_invalid_utf8_in_an_array_element_is_reported_with_index_and_line(sqlite
     assert report.new == 2
 
 
+def test_invalid_utf8_in_one_event_over_several_lines_is_reported_once_with_its_line(sqlite_database, tmp_path):
+    event = event_data(venue="caf")
+    path = tmp_path / "one.json"
+    report = load(sqlite_database, path, json.dumps(event, indent=2).encode().replace(b'"caf"', b'"caf\xe9"'))
+    assert reasons(report) == {str(path): "not UTF-8 text: byte 0xe9 at line 3, column 16"}
+
+
 # -- a JSON Lines file whose first line is an array ----------------------------------------------------
 
 
