@@ -92,6 +92,7 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     assert overview["destinations"]["ticketfairy"] == {
         "state": "unsubmitted",
         "changed": False,
+        "exhausted": False,
         "attempts": 0,
         "dry_runs": 0,
         "latest_attempt": None,

@@ -85,9 +85,9 @@ def stream_records(stream: BinaryIO, name: str) -> Iterator[Record | InvalidReco
             yield from _array_elements(stream, name)
             return
         document = stream.read(MAX_RECORD_BYTES + 1)
-        single = _parse_line(document) if len(document) <= MAX_RECORD_BYTES else _UNPARSED
-        if single is not _UNPARSED:
-            yield name, single
+        if len(document) <= MAX_RECORD_BYTES and _parses(text := document.decode("utf-8", "surrogateescape")):
+            # One event over several lines; a byte in it that is not UTF-8 is its one problem.
+            yield _parse_text(name, text, 1, 1)
             return
         stream.seek(start)
     yield from _json_lines(stream, name)
@@ -105,6 +105,14 @@ def _parse_line(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return _UNPARSED
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _only_whitespace_follows(stream: BinaryIO) -> bool:

@@ -1,8 +1,9 @@
 """Loading events into the cache from JSON, JSON arrays and JSON Lines, upserting by `source_url`.
 
 A bad record never stops the good ones: each is reported with where it is (file and line, or
-array index) and why, and the rest load. Records are validated as `EventData` and written a chunk
-at a time.
+array index) and why, and the rest load. Files are read as a stream (`events.jsonstream`), records
+are validated as `EventData` and written a chunk at a time, so memory does not grow with the file.
+A `source_url` given twice in one load is reported as a duplicate; the later record is kept.
 """
 
 import datetime as dt

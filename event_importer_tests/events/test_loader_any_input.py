@@ -67,6 +67,13 @@ def test_invalid_utf8_in_an_array_element_is_reported_with_index_and_line(sqlite
     assert report.new == 2
 
 
+def test_invalid_utf8_in_one_event_over_several_lines_is_reported_once_with_its_line(sqlite_database, tmp_path):
+    event = event_data(venue="caf")
+    path = tmp_path / "one.json"
+    report = load(sqlite_database, path, json.dumps(event, indent=2).encode().replace(b'"caf"', b'"caf\xe9"'))
+    assert reasons(report) == {str(path): "not UTF-8 text: byte 0xe9 at line 3, column 16"}
+
+
 # -- a JSON Lines file whose first line is an array ----------------------------------------------------
 
 
@@ -155,7 +162,7 @@ def test_a_record_too_large_to_be_an_event_is_skipped_unread(sqlite_database, tm
 # -- duplicate source_urls -----------------------------------------------------------------------------
 
 
-def test_duplicates_within_a_load_are_reported_and_counted_once(sqlite_database, tmp_path, monkeypatch):
+def test_duplicates_within_a_load_are_reported_and_counted_once(database, tmp_path, monkeypatch):
     monkeypatch.setattr(loader, "CHUNK_SIZE", 2)  # the repeats fall in the first record's chunk and in later ones
     first = event_data(source_url="https://dup.example/a")
     slash = event_data(source_url="https://dup.example/a/")
@@ -168,14 +175,14 @@ def test_duplicates_within_a_load_are_reported_and_counted_once(sqlite_database,
         event_data(),
         {**first, "title": "Latest"},
     ]
-    report = load(sqlite_database, path, b"\n".join(dumps(r) for r in records))
+    report = load(database, path, b"\n".join(dumps(r) for r in records))
 
     assert report.counts == {"new": 4, "updated": 0, "unchanged": 0, "invalid": 0, "duplicates": 2}
     assert [str(d) for d in report.duplicates] == [
         f"{path}:3: the same source_url as {path}:1 ('https://dup.example/a'); this later record is kept",
         f"{path}:6: the same source_url as {path}:1 ('https://dup.example/a'); this later record is kept",
     ]
-    cache = stored(sqlite_database)
+    cache = stored(database)
     assert cache["https://dup.example/a"]["title"] == "Latest"
     assert "https://dup.example/a/" in cache  # a trailing slash names another page
 

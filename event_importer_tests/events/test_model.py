@@ -2,12 +2,17 @@
 written as importers write them; anything else is refused naming the field."""
 
 import datetime as dt
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from event_importer.events.model import EventData, describe_validation_error, minimum_age_label, quote
+from event_importer.integrations.caldav.transformer import CalDavTransformer
+from event_importer.integrations.ticketfairy.transformer import TicketFairyTransformer
 from event_importer_tests.factories import event_data
 
 
@@ -121,3 +126,16 @@ def test_quote_keeps_short_values_and_cuts_long_ones() -> None:
     assert quote(75600) == "75600"
     long = quote("x" * 100_000)
     assert long == f"{'x' * 40!r}... (100,000 characters)"
+
+
+def test_the_readme_example_record_is_a_valid_event_that_every_destination_takes() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The event format", 1)[1]
+    block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    data = json.loads(block.group(1))
+    event = EventData.model_validate(data)
+    assert (event.minimum_age, event.time and event.time.start) == ("18+", dt.time(23, 0))
+    details = TicketFairyTransformer().transform(data)["data"]["attributes"]["details"]
+    assert "<p>Minimum age: 18+</p>" in details
+    assert "Minimum age: 18+" in CalDavTransformer().transform(data)["ics"]
