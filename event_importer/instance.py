@@ -28,7 +28,7 @@ concurrency:
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
-      - key: event-importer/integration
+      - key: event-importer/lane
         value:
           applyLimitPerUniqueValue: true
         limit: 1

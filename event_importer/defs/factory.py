@@ -20,11 +20,13 @@ from event_importer.defs.checks import check_specs, evaluate_checks
 from event_importer.defs.config import (
     TAG_DRY_RUN,
     TAG_INTEGRATION,
+    TAG_LANE,
     TAG_SELECTOR,
     TAG_TRIGGER,
     SubmitConfig,
     build_config_class,
     job_name,
+    lane,
 )
 from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
 from event_importer.defs.schedules import build_schedule
@@ -151,7 +153,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             )
         _say(context, f"selecting events (selector {cfg.selector})")
         with _database(context).session() as session:
-            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
+            shard = (cfg.shard.index, cfg.shard.count) if cfg.shard else None
+            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit, shard=shard))
         _say(context, f"selected {len(events)} events")
         rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events.head(PREVIEW_ROWS)]
         metadata: dict[str, Any] = {
@@ -166,6 +169,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             metadata["url"] = cfg.url
         if cfg.limit is not None:
             metadata["limit"] = dg.MetadataValue.int(cfg.limit)
+        if cfg.shard is not None:
+            metadata["shard"] = f"{cfg.shard.index} of {cfg.shard.count}"
         value = Selection(cfg.selector, cfg.url, cfg.dry_run, cfg.limit, events)
         return dg.Output(value, metadata=metadata)
 
@@ -265,7 +270,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         description=f"{about}Select, transform and submit events to {svc}.",
         executor_def=dg.in_process_executor,
         # Runs started from the UI keep `ui`; the CLI, API, schedule and sensor set their own.
-        tags={TAG_INTEGRATION: svc, TAG_TRIGGER: "ui"},
+        tags={TAG_INTEGRATION: svc, TAG_LANE: lane(svc), TAG_TRIGGER: "ui"},
     )
     return dg.Definitions(
         assets=[selected_events, payloads, submission_results],
