@@ -15,7 +15,9 @@ ever; the worker records its `host:pid` as a run tag, and a dispatcher on that h
 failed before it counts the active ones (with a daemon, Dagster's run monitoring does that job).
 """
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -32,9 +34,11 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from event_importer.defs.config import TAG_OWNER
 from event_importer.errors import ConfigurationError
-from event_importer.instance import dagster_home, file_lock
+from event_importer.instance import dagster_home, file_lock, open_instance
 from event_importer.ledger import HOSTNAME, owner_alive
 from event_importer.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
@@ -193,3 +197,80 @@ def _live_active_runs(instance: dg.DagsterInstance) -> Iterator[dg.DagsterRun]:
             instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
             continue
         yield run
+
+
+class QueueServer:
+    """A long-lived process's dispatcher (the API's), with a thread that launches its queued runs.
+
+    The API answers as soon as its runs are queued; while no daemon serves the queue, this thread
+    launches each of them once the queue's limits allow, checking every `interval` seconds. The
+    code server starts with the first submission, not with the process.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pending: list[str] = []
+        self._stack = ExitStack()
+        self._instance: dg.DagsterInstance | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._thread: threading.Thread | None = None
+
+    def instance(self) -> dg.DagsterInstance:
+        """The instance, opened on first use."""
+        with self._lock:
+            return self._open_instance()
+
+    def _open_instance(self) -> dg.DagsterInstance:
+        if self._instance is None:
+            self._instance = self._stack.enter_context(open_instance())
+        return self._instance
+
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher, started on first use."""
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = self._stack.enter_context(Dispatcher(self._open_instance()))
+                self._thread = threading.Thread(target=self._serve, name="event-importer-run-queue", daemon=True)
+                self._thread.start()
+            return self._dispatcher
+
+    def watch(self, run_ids: Sequence[str]) -> None:
+        """Launch these runs (those still queued) as soon as the queue allows."""
+        with self._lock:
+            self._pending.extend(run_ids)
+        self._wake.set()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            with self._lock:
+                pending, dispatcher = list(self._pending), self._dispatcher
+            if not pending or dispatcher is None:
+                continue
+            try:
+                dispatcher.launch_queued(pending)
+                queued = {
+                    record.dagster_run.run_id
+                    for record in dispatcher.instance.get_run_records(
+                        filters=dg.RunsFilter(run_ids=pending, statuses=[dg.DagsterRunStatus.QUEUED])
+                    )
+                }
+            except Exception:  # noqa: BLE001 - a failed launch is recorded on its run; keep serving the rest
+                logger.exception("launching queued runs failed")
+                continue
+            with self._lock:
+                self._pending = [run_id for run_id in self._pending if run_id in queued or run_id not in pending]
+
+    def close(self) -> None:
+        """Stop the thread and the code server (which waits for the runs it executes)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        with self._lock:
+            self._stack.close()
+            self._dispatcher = self._instance = None

@@ -202,7 +202,7 @@ def submit_through_dagster(
         with Dispatcher(instance) as dispatcher:
             run_ids = start_submission(dispatcher, prepared)
             traces = follow_runs(instance, run_ids, dispatcher=dispatcher, on_progress=on_progress)
-        summaries = [_summarize(prepared.integration, traces[run_id]) for run_id in run_ids]
+        summaries = [summarize_trace(prepared.integration, traces[run_id]) for run_id in run_ids]
     return merge_summaries(summaries)
 
 
@@ -321,7 +321,7 @@ def run_report(instance: dg.DagsterInstance, run_id: str) -> tuple[dg.DagsterRun
     trace = RunTrace(run)
     trace.read(instance)
     trace.finished, trace.status = True, run.status
-    return run, _summarize(discover().get(run.tags[TAG_INTEGRATION]), trace)
+    return run, summarize_trace(discover().get(run.tags[TAG_INTEGRATION]), trace)
 
 
 def merge_summaries(summaries: Sequence[RunSummary]) -> RunSummary:
@@ -344,10 +344,10 @@ def merge_summaries(summaries: Sequence[RunSummary]) -> RunSummary:
     )
 
 
-def _summarize(integration: Integration, trace: RunTrace) -> RunSummary:
+def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
     run = trace.run
     service = integration.name
-    ops: dict[str, Any] = dict(run.run_config).get("ops") or {}
+    ops: dict[str, Any] = dict(run.run_config).get("ops") or {}  # type: ignore[assignment]
     config: dict[str, Any] = (ops.get(first_op_name(service)) or {}).get("config") or {}
     dry_run = bool(config.get("dry_run", False))
     results = run_results(get_database(get_settings().resolved_database_url), service, run.run_id)

@@ -32,9 +32,8 @@ from event_importer.cli.output import USAGE_ERROR, print_json, table
 from event_importer.errors import EventImporterError
 from event_importer.integrations.discovery import Integration, discover
 from event_importer.integrations.records import SubmissionResult, failures_first
+from event_importer.settings import MAX_SHARDS
 
-# More shards than this would mostly queue (dagster.yaml's max_concurrent_runs) and cost a run each.
-MAX_SHARDS = 64
 EXIT_OK = 0
 EXIT_FAILED = 1
 # Shown in the results table; `--json` has them all.

@@ -12,12 +12,14 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, model_validator
 
+from event_importer.settings import MAX_SHARDS
+
 
 class ShardConfig(dg.Config):
     """One shard of a submission split `count` ways: the events whose id modulo `count` is `index`."""
 
     index: int = Field(ge=0, description="This run's shard, from 0 to count - 1.")
-    count: int = Field(ge=1, description="How many shards the submission is split into.")
+    count: int = Field(ge=1, le=MAX_SHARDS, description="How many shards the submission is split into.")
 
     @model_validator(mode="after")
     def _index_below_count(self) -> "ShardConfig":
