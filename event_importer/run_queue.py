@@ -17,19 +17,24 @@ failed before it counts the active ones (with a daemon, Dagster's run monitoring
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import dagster as dg
+from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.launcher import LaunchRunContext
 from dagster._core.remote_representation.external import RemoteJob
 from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget, WorkspaceLoadTarget
+from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from event_importer.defs.config import TAG_OWNER
@@ -164,8 +169,7 @@ class Dispatcher:
         ]
         if not queued:
             return []
-        launched = []
-        workspace = self._workspace()
+        chosen = []
         with file_lock(dagster_home() / ".run-queue.lock"):
             config = self.instance.get_concurrency_config().run_queue_config
             active = list(_live_active_runs(self.instance))
@@ -179,11 +183,31 @@ class Dispatcher:
                     break
                 if counter.is_blocked(run):
                     continue
-                self.instance.launch_run(run.run_id, workspace)
+                # STARTING from here on: other dispatchers count it once this lock is released.
+                self.instance.report_dagster_event(
+                    DagsterEvent(event_type_value=DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name),
+                    run_id=run.run_id,
+                )
                 counter.update_counters_with_launched_item(run)
                 room -= 1
-                launched.append(run.run_id)
-        return launched
+                chosen.append(run.run_id)
+        # Each launch waits until its run's process has started: the shards of a submission start together.
+        workspace = self._workspace()
+        with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+            list(pool.map(lambda run_id: self._launch(run_id, workspace), chosen))
+        return chosen
+
+    def _launch(self, run_id: str, workspace: WorkspaceRequestContext) -> None:
+        """Hand a STARTING run to the run launcher; a launch that fails fails the run (as the daemon does)."""
+        run = self.instance.get_run_by_id(run_id)
+        if run is None:
+            return
+        try:
+            self.instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
+        except Exception:  # noqa: BLE001 - recorded on the run, which the follower then reports
+            error = serializable_error_info_from_exc_info(sys.exc_info())
+            self.instance.report_engine_event(error.message, run, EngineEventData.engine_error(error))
+            self.instance.report_run_failed(run)
 
 
 def _live_active_runs(instance: dg.DagsterInstance) -> Iterator[dg.DagsterRun]:
