@@ -212,15 +212,23 @@ class Dispatcher:
 
 def _live_active_runs(instance: dg.DagsterInstance) -> Iterator[dg.DagsterRun]:
     """The runs holding a place in the queue's limits, after failing those whose worker died on this host."""
-    stale_after = get_settings().stale_claim_after
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
-        run = record.dagster_run
-        owner = run.tags.get(TAG_OWNER, "")
-        # Only this host's process table can tell; a run on another host is left to run monitoring.
-        if owner.rpartition(":")[0] == HOSTNAME and not owner_alive(owner, None, stale_after=stale_after):
-            instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
-            continue
-        yield run
+        if not fail_if_worker_gone(instance, record.dagster_run):
+            yield record.dagster_run
+
+
+def fail_if_worker_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Mark an active run failed when its worker process, on this host, is gone; True when it did.
+
+    Only this host's process table can tell: a run on another host is left to Dagster's run monitoring.
+    """
+    owner = run.tags.get(TAG_OWNER, "")
+    if run.is_finished or owner.rpartition(":")[0] != HOSTNAME:
+        return False
+    if owner_alive(owner, None, stale_after=get_settings().stale_claim_after):
+        return False
+    instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
+    return True
 
 
 class QueueServer:

@@ -49,7 +49,7 @@ from event_importer.instance import open_instance
 from event_importer.integrations.discovery import Integration, discover
 from event_importer.integrations.records import Outcome, SubmissionResult
 from event_importer.ledger import owner_alive, run_results
-from event_importer.run_queue import Dispatcher
+from event_importer.run_queue import Dispatcher, fail_if_worker_gone
 from event_importer.settings import get_settings
 
 ProgressCallback = Callable[[str], None]
@@ -292,6 +292,8 @@ def follow_runs(
             trace.read(instance, say)
             if not trace.finished:
                 run = instance.get_run_by_id(run_id)
+                if run is not None and fail_if_worker_gone(instance, run):
+                    run = instance.get_run_by_id(run_id)
                 if run is not None and run.is_finished:
                     # Ended without an end event (e.g. marked failed by a dispatcher): read what is left.
                     trace.read(instance, say)
