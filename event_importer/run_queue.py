@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -160,6 +160,8 @@ class Dispatcher:
         Returns the ids launched now.
         """
         if queue_daemon_live(self.instance):
+            # Dagster's run monitoring cannot tell that a default-launched run's process died; free its lane here.
+            live_active_runs(self.instance)
             return []
         queued = [
             record.dagster_run
@@ -172,7 +174,7 @@ class Dispatcher:
         chosen = []
         with file_lock(dagster_home() / ".run-queue.lock"):
             config = self.instance.get_concurrency_config().run_queue_config
-            active = list(_live_active_runs(self.instance))
+            active = live_active_runs(self.instance)
             room = len(queued) if config is None or config.max_concurrent_runs == -1 else (
                 config.max_concurrent_runs - len(active)
             )
@@ -210,11 +212,10 @@ class Dispatcher:
             self.instance.report_run_failed(run)
 
 
-def _live_active_runs(instance: dg.DagsterInstance) -> Iterator[dg.DagsterRun]:
+def live_active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     """The runs holding a place in the queue's limits, after failing those whose worker died on this host."""
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
-        if not fail_if_worker_gone(instance, record.dagster_run):
-            yield record.dagster_run
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
+    return [r.dagster_run for r in records if not fail_if_worker_gone(instance, r.dagster_run)]
 
 
 def fail_if_worker_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -265,6 +266,7 @@ class QueueServer:
         with self._lock:
             if self._dispatcher is None:
                 self._dispatcher = self._stack.enter_context(Dispatcher(self._open_instance()))
+                self._stop.clear()
                 self._thread = threading.Thread(target=self._serve, name="event-importer-run-queue", daemon=True)
                 self._thread.start()
             return self._dispatcher
@@ -298,7 +300,7 @@ class QueueServer:
                 self._pending = [run_id for run_id in self._pending if run_id in queued or run_id not in pending]
 
     def close(self) -> None:
-        """Stop the thread and the code server (which waits for the runs it executes)."""
+        """Stop the thread and the code server (which waits for the runs it executes); the next use starts anew."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

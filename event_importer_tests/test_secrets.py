@@ -189,6 +189,8 @@ def test_failing_api_runs_leave_the_key_and_the_token_nowhere(
     assert {r["http_status"] for r in body["results"]} == {401, 500}
 
     monkeypatch.setenv("TICKETFAIRY_API_URL", closed_port_url())
+    # Runs take the environment of the API's code server: restart it so the next one sees the new URL.
+    api.app.state.queue_server.close()
     answers.append(api.post("/integrations/ticketfairy/submit?wait=true", json={"selector": "failed"}, headers=auth))
     assert answers[-1].status_code == 200, answers[-1].text
     assert all("connection failed" in r["error"] for r in answers[-1].json()["results"])
