@@ -92,6 +92,11 @@ def test_submit_succeeds_and_the_run_is_in_the_instance_history(isolated_setting
     assert run.tags["event-importer/trigger"] == "cli"
     assert run.tags["event-importer/selector"] == "unsubmitted"
     assert run.tags["event-importer/dry_run"] == "false"
+    # Executed by the instance's run launcher (through the code server), in a process other than the CLI's.
+    assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "event_importer"
+    assert ".dagster/grpc_info" in run.tags
+    host, _, pid = run.tags[TAG_OWNER].rpartition(":")
+    assert host == socket.gethostname() and int(pid) != os.getpid()
 
 
 def test_a_failed_event_exits_1_and_retry_failed_sends_it_again(cache_db, configured):
