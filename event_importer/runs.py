@@ -42,7 +42,7 @@ from event_importer.defs.config import (
     run_tags,
     service_tags,
 )
-from event_importer.defs.factory import SKIPPED_METADATA
+from event_importer.defs.factory import PROGRESS_METADATA, SKIPPED_METADATA
 from event_importer.defs.resources import secret_fields
 from event_importer.errors import EventImporterError, UsageError
 from event_importer.instance import open_instance
@@ -236,7 +236,11 @@ class RunTrace:
                 on_message(entry.user_message)
             return
         kind = event.event_type
-        if kind is dg.DagsterEventType.ASSET_MATERIALIZATION:
+        if kind is dg.DagsterEventType.ENGINE_EVENT:
+            data = event.engine_event_data
+            if on_message is not None and data is not None and PROGRESS_METADATA in data.metadata:
+                on_message(event.message or "")
+        elif kind is dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.step_materialization_data.materialization
             self.metadata[materialization.asset_key.path[-1]] = {
                 name: value.value for name, value in materialization.metadata.items()
