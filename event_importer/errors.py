@@ -6,7 +6,6 @@
     ├── EventNotFoundError          no cached event has that id or source URL
     ├── UnknownSelectorError        the integration has no selector of that name
     ├── UsageError                  a request that cannot become a run (e.g. 'url' selector, no url)
-    ├── RunInProgressError          another run of the same integration is active
     ├── TransformError              one event cannot be mapped to the destination's format
     └── SubmissionError             one event could not be delivered
         ├── RetryableSubmissionError   timeouts, connection errors, 429, 5xx: worth trying again
@@ -44,10 +43,6 @@ class UnknownSelectorError(EventImporterError):
 
 class UsageError(EventImporterError):
     """The request cannot become a run: e.g. the 'url' selector without a url, or a limit below 1."""
-
-
-class RunInProgressError(EventImporterError):
-    """Another run of the integration's job is active on the instance."""
 
 
 class TransformError(EventImporterError):

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from event_importer.errors import ConfigurationError
 
 ENV_FILE = ".env"
+# The most shards a submission may have: more would mostly wait in the run queue, at a run each.
+MAX_SHARDS = 64
 
 
 class Settings(BaseSettings):
@@ -70,6 +72,9 @@ class Settings(BaseSettings):
     alert_attempts: int = Field(default=3, ge=1, le=10, description="Tries per alert and target.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
+    api_wait_timeout: float = Field(
+        default=300.0, gt=0, le=3600, description="Longest a submit with ?wait=true holds the request, in seconds."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,7 @@
 """The FastAPI application: health, event loading, each integration's routes, and the docs pages."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, status
@@ -13,11 +15,13 @@ from event_importer.api.docs import add_docs
 from event_importer.api.history import router as history_router
 from event_importer.api.models import TOO_LARGE, UNAUTHORIZED, Health, LoadReport, Problem, answer
 from event_importer.api.routes import integration_router
+from event_importer.api.runs import runs_router
 from event_importer.api.security import BodySizeLimit, TokenGate, require_token
 from event_importer.db.engine import get_database
 from event_importer.events.loader import load_events, parse_records
 from event_importer.events.model import EventData
 from event_importer.integrations.discovery import discover
+from event_importer.run_queue import QueueServer
 from event_importer.settings import get_settings
 
 HEALTH_URL = "/health"
@@ -45,6 +49,13 @@ _EVENTS_BODY = {
 }
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The code server waits for the runs it executes; closing it here does not cut them short.
+    app.state.queue_server.close()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -58,7 +69,9 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        lifespan=_lifespan,
     )
+    app.state.queue_server = QueueServer()
     public, public_prefixes = add_docs(app)
     # Added last, so it runs first: no request without the token gets as far as sending a body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
@@ -124,6 +137,7 @@ def create_app() -> FastAPI:
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
     app.include_router(history_router)
+    app.include_router(runs_router())
     _describe_event_data(app)
     return app
 

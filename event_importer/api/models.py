@@ -2,8 +2,8 @@
 
 Errors have one shape, `{"detail": ...}`: a sentence, or for a request that does not match its
 schema, a list naming each bad field and why (never echoing the value). A run started by a request
-is named by its `run_id` in every answer about it (`RunResult` now; `RunAccepted` for an answer
-given before the run ends).
+is named by its `run_id` in every answer about it (`RunAccepted` while it runs, `RunResult` or
+`RunReport` once it has ended).
 """
 
 from typing import Any, Literal
@@ -14,6 +14,7 @@ from pydantic_core.core_schema import ValidationInfo
 
 from event_importer.events.model import check_http_url
 from event_importer.integrations.records import Outcome
+from event_importer.settings import MAX_SHARDS
 from event_importer.states import STATES
 from event_importer.submission_request import MAX_LIMIT
 
@@ -87,7 +88,16 @@ class SubmitRequest(BaseModel):
     )
     dry_run: StrictBool = Field(default=False, description="Select, transform and record, but send nothing.")
     limit: int | None = Field(
-        default=None, ge=1, le=MAX_LIMIT, description=f"Submit at most this many events (1 to {MAX_LIMIT:,})."
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Submit at most this many events (1 to {MAX_LIMIT:,}), per shard.",
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_SHARDS,
+        description=f"Split the events into this many runs that run side by side (1 to {MAX_SHARDS}).",
     )
 
 
@@ -147,20 +157,41 @@ class RunRef(BaseModel):
 
 
 class RunAccepted(RunRef):
-    """A run started and not yet finished: where to follow it."""
+    """Runs queued or running, not yet finished: where to follow them (`GET /runs/<id>`)."""
 
-    url: str = Field(description="Where to follow the run until it ends.")
+    run_ids: list[str] = Field(description="Every run of the submission: one per shard.")
+    status: str = Field(description="The first run's Dagster status (QUEUED, STARTING, STARTED, ...).")
+    statuses: dict[str, str] = Field(description="Each run's Dagster status, by run id.")
+    url: str = Field(description="Where to follow the first run until it ends.")
+    urls: list[str] = Field(description="Where to follow each run.")
 
 
 class RunResult(RunRef):
-    """A finished run: its counts and each selected event's outcome."""
+    """A finished submission: its counts and each selected event's outcome (all shards together)."""
 
+    run_ids: list[str] = Field(description="Every run of the submission: one per shard.")
     success: bool = Field(description="Whether the Dagster run succeeded (its steps and blocking checks).")
     error: str | None = Field(description="Why the run failed, when it did.")
+    configuration_error: bool = Field(description="Whether it failed on a missing or invalid setting (nothing sent).")
     counts: dict[str, int] = Field(
         description="selected, transformed, invalid, submitted, failed, dry_run, skipped."
     )
     results: list[EventResult]
+
+
+class RunReport(RunRef):
+    """One submission run as `GET /runs/<id>` shows it: its status and, once it has ended, what it did."""
+
+    service: str | None = Field(description="The integration the run submits to.")
+    status: str = Field(description="The run's Dagster status (QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ...).")
+    finished: bool = Field(description="Whether the run has ended; the fields below are there once it has.")
+    tags: dict[str, str] = Field(description="The run's event-importer tags: trigger, selector, shard, lane, ...")
+    run_ids: list[str] | None = None
+    success: bool | None = None
+    error: str | None = None
+    configuration_error: bool | None = None
+    counts: dict[str, int] | None = None
+    results: list[EventResult] | None = None
 
 
 # One field per state, described where the state is defined, so a new state is documented with it;

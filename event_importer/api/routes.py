@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -12,6 +12,7 @@ from event_importer.api.models import (
     IntegrationStatus,
     Problem,
     RefusedRun,
+    RunAccepted,
     RunResult,
     SubmitRequest,
     answer,
@@ -19,7 +20,7 @@ from event_importer.api.models import (
 )
 from event_importer.api.security import require_token
 from event_importer.db.engine import get_database
-from event_importer.errors import EventImporterError, RunInProgressError
+from event_importer.errors import EventImporterError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.settings import get_settings
@@ -27,7 +28,7 @@ from event_importer.submission_request import check_sendable
 
 
 def integration_router(integration: Integration | str) -> APIRouter:
-    """`POST /integrations/<name>/submit` and `GET /integrations/<name>/status`.
+    """`POST /integrations/<name>/submit` (202, see `event_importer.api.runs`) and `GET /integrations/<name>/status`.
 
     An integration's own `routes.py` can start from this router and add routes to it; they need the
     token and document their 401 like these.
@@ -44,29 +45,36 @@ def integration_router(integration: Integration | str) -> APIRouter:
         prefix=f"/integrations/{name}", tags=[name], dependencies=[Depends(require_token)], responses=UNAUTHORIZED
     )
 
-    # Plain `def` endpoints: FastAPI runs them in worker threads, outside the event loop, which
-    # Dagster's in-process execution needs (it runs its own loop for the async client).
+    # Plain `def` endpoints: FastAPI runs them in worker threads, so waiting for a run blocks no other request.
     @router.post(
         "/submit",
-        response_model=RunResult,
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=RunAccepted,
         responses={
+            200: answer("With `?wait=true`, once every run has ended: the counts and each event's outcome.", RunResult),
             **TOO_LARGE,
             404: answer("The `url` selector names a source URL that no event in the cache has; no run was started."),
-            409: answer("A run of this integration is already active; wait for it to finish."),
             422: answer(
                 "The request cannot become a run, and none was started: a field is invalid (`detail` lists each), "
                 "or the destination lacks a setting a real submission needs (`detail` names it; a dry run works). "
-                "With a `run_id`, the run itself found the setting missing.",
+                "With a `run_id` (only with `?wait=true`), the run itself found the setting missing.",
                 Problem | RefusedRun,
             ),
         },
     )
-    def submit(body: request_model = defaults) -> Any:  # type: ignore[valid-type]
-        """Run the integration's Dagster job and answer with the run id, counts and per-event outcomes.
+    def submit(
+        http: Request,
+        body: request_model = defaults,  # type: ignore[valid-type]
+        wait: bool = Query(default=False, description="Answer once the runs have ended (bounded; else 202)."),
+    ) -> JSONResponse:
+        """Queue the integration's Dagster job (one run per shard) and answer 202 with the URLs to watch.
 
-        Every field is optional: an empty body, or none, submits the unsubmitted events for real.
+        Every field is optional: an empty body, or none, submits the unsubmitted events for real. With
+        `?wait=true`, answer 200 with the counts and per-event outcomes once the runs end. A second
+        submission of the integration waits in the run queue until the first has finished.
         """
-        from event_importer.runs import submit_through_dagster
+        from event_importer.api.runs import queue_server, submit_runs
+        from event_importer.runs import prepare_submission
 
         request: SubmitRequest = body
         try:
@@ -75,41 +83,19 @@ def integration_router(integration: Integration | str) -> APIRouter:
             check_sendable(name, submitter, request.dry_run)
             if request.url is not None and not _selects_any(submitter, request.selector, request.url):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no event in the cache has that source_url")
-            summary = submit_through_dagster(
+            prepared = prepare_submission(
                 name,
                 selector=request.selector,
                 url=request.url,
                 dry_run=request.dry_run,
                 limit=request.limit,
+                shards=request.shards,
                 trigger="api",
             )
-        except RunInProgressError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
         except EventImporterError as exc:
             # A missing or invalid setting, or a request the run's own validation refuses.
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-        if summary.configuration_error:
-            return JSONResponse(
-                {"detail": summary.error, "run_id": summary.run_id}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-            )
-        return {
-            "run_id": summary.run_id,
-            "success": summary.success,
-            "error": summary.error,
-            "counts": summary.counts,
-            "results": [
-                {
-                    "event_id": r.event_id,
-                    "source_url": r.source_url,
-                    "title": r.title,
-                    "outcome": r.outcome.value,
-                    "attempt": r.attempt,
-                    "http_status": r.http_status,
-                    "error": r.error,
-                }
-                for r in summary.results
-            ],
-        }
+        return submit_runs(queue_server(http), prepared, wait=wait)
 
     @router.get("/status", response_model=IntegrationStatus)
     def status_() -> dict[str, Any]:

@@ -10,11 +10,12 @@ and recording each outcome as it arrives. The run configuration sits on the firs
 downstream inside the values, so `dry_run` reaches `submission_results`.
 """
 
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
+from dagster._core.events import EngineEventData
 from sqlalchemy import func, select
 
 from event_importer.db.engine import Database
@@ -23,11 +24,14 @@ from event_importer.defs.checks import check_specs, evaluate_checks
 from event_importer.defs.config import (
     TAG_DRY_RUN,
     TAG_INTEGRATION,
+    TAG_LANE,
+    TAG_OWNER,
     TAG_SELECTOR,
     TAG_TRIGGER,
     SubmitConfig,
     build_config_class,
     job_name,
+    lane,
 )
 from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
 from event_importer.defs.schedules import build_schedule
@@ -36,41 +40,43 @@ from event_importer.defs.values import Selection, Submitted, Transformed
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.integrations.packed import Packed
-from event_importer.integrations.records import EventRef, SubmissionReport, SubmissionResult, failures_first
+from event_importer.integrations.records import (
+    EventRef,
+    Outcome,
+    SubmissionReport,
+    SubmissionResult,
+    failures_first,
+)
+from event_importer.ledger import current_owner
 from event_importer.submission_request import check_sendable
 
+# `[[event id, reason], ...]` of the events another run held, on `submission_results` when there are any.
+SKIPPED_METADATA = "skipped_events"
 # Rows of the Markdown tables in materialization metadata.
 PREVIEW_ROWS = 20
 CELL_LIMIT = 200
 
 
-class ProgressListener(Protocol):
-    """Told what a run does as it does it; registered by the caller that started the run in this process."""
-
-    def message(self, text: str) -> None: ...
-
-    def result(self, result: SubmissionResult, done: int, total: int) -> None: ...
+# At most about this many progress lines per run, however big.
+PROGRESS_LINES = 10
 
 
-_listeners: dict[str, ProgressListener] = {}
-_listeners_lock = threading.Lock()
+# Marks the engine events that carry progress lines.
+PROGRESS_METADATA = "event-importer/progress"
 
 
-def register_listener(run_id: str, listener: ProgressListener) -> Callable[[], None]:
-    """Have the run `run_id`, when executed in this process, report to `listener`; returns the unregister call."""
-    with _listeners_lock:
-        _listeners[run_id] = listener
+def progress_line(outcomes: Counter[str], done: int, total: int) -> str | None:
+    """The run's progress line after its `done`-th result, or None when this one is not reported.
 
-    def unregister() -> None:
-        with _listeners_lock:
-            _listeners.pop(run_id, None)
-
-    return unregister
-
-
-def _listener(run_id: str) -> ProgressListener | None:
-    with _listeners_lock:
-        return _listeners.get(run_id)
+    A running count by outcome, not a line per event: whoever follows the run prints the events
+    themselves once, in its results table. These lines, like the steps' info messages, are what the
+    CLI prints as the run goes: it follows the run's event log (engine events, not the run's loggers,
+    which would copy them into the compute logs on disk).
+    """
+    if done % max(1, total // PROGRESS_LINES) == 0 or done == total:
+        tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        return f"[{done}/{total}] recorded: {tally}"
+    return None
 
 
 def escape_cell(value: Any, limit: int = CELL_LIMIT) -> str:
@@ -127,8 +133,6 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
 
     def _say(context: dg.AssetExecutionContext, text: str) -> None:
         context.log.info(text)
-        if (listener := _listener(context.run.run_id)) is not None:
-            listener.message(text)
 
     @dg.asset(
         key=[svc, "selected_events"],
@@ -151,7 +155,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         check_sendable(svc, sub, cfg.dry_run)
         _say(context, f"selecting events (selector {cfg.selector})")
         with _database(context).session() as session:
-            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
+            shard = (cfg.shard.index, cfg.shard.count) if cfg.shard else None
+            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit, shard=shard))
         _say(context, f"selected {len(events)} events")
         rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events.head(PREVIEW_ROWS)]
         metadata: dict[str, Any] = {
@@ -166,6 +171,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             metadata["url"] = cfg.url
         if cfg.limit is not None:
             metadata["limit"] = dg.MetadataValue.int(cfg.limit)
+        if cfg.shard is not None:
+            metadata["shard"] = f"{cfg.shard.index} of {cfg.shard.count}"
         value = Selection(cfg.selector, cfg.url, cfg.dry_run, cfg.limit, events)
         return dg.Output(value, metadata=metadata)
 
@@ -215,18 +222,18 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         resource: IntegrationClientResource = getattr(context.resources, client_key)
         sub = resource.submitter
         run_id = context.run.run_id
-        listener = _listener(run_id)
         total = len(payloads.payloads)
-        step = max(1, total // 10)
         done = 0
+        outcomes: Counter[str] = Counter()
 
         def progress(result: SubmissionResult) -> None:
             nonlocal done
             done += 1
-            if listener is not None:
-                listener.result(result, done, total)
-            if done % step == 0 or done == total:
-                context.log.info(f"{done}/{total} events recorded")
+            outcomes[result.outcome.value] += 1
+            if (line := progress_line(outcomes, done, total)) is not None:
+                context.instance.report_engine_event(
+                    line, context.run, EngineEventData(metadata={PROGRESS_METADATA: dg.MetadataValue.bool(True)})
+                )
 
         verb = "recording dry runs for" if selection.dry_run else "sending"
         _say(context, f"{verb} {total - payloads.invalid} payloads")
@@ -256,6 +263,9 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             # Across the integration, not this run: events later runs no longer retry on their own.
             "retries_exhausted": dg.MetadataValue.int(_count_selected(database, sub, "exhausted")),
         }
+        if skipped := [[r.event_id, r.error] for r in results if r.outcome is Outcome.SKIPPED]:
+            # The ledger has no row of this run for them: whoever follows the run learns of them here.
+            metadata[SKIPPED_METADATA] = dg.MetadataValue.json(skipped)
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
             svc,
@@ -273,7 +283,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         description=f"{about}Select, transform and submit events to {svc}.",
         executor_def=dg.in_process_executor,
         # Runs started from the UI keep `ui`; the CLI, API, schedule and sensor set their own.
-        tags={TAG_INTEGRATION: svc, TAG_TRIGGER: "ui"},
+        tags={TAG_INTEGRATION: svc, TAG_LANE: lane(svc), TAG_TRIGGER: "ui"},
     )
     return dg.Definitions(
         assets=[selected_events, payloads, submission_results],
@@ -294,9 +304,14 @@ def _count_selected(database: Database, submitter: BaseSubmitter, selector: str)
 
 
 def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:
-    """Add the selector and dry-run tags to runs whose launcher did not (e.g. the UI's launchpad)."""
+    """Add the selector and dry-run tags to runs whose launcher did not (e.g. the UI's launchpad), and
+    the `host:pid` of the process running it, so that a dispatcher can tell when it died."""
     tags = context.run.tags
-    wanted = {TAG_SELECTOR: config.selector, TAG_DRY_RUN: str(config.dry_run).lower()}
+    wanted = {
+        TAG_SELECTOR: config.selector,
+        TAG_DRY_RUN: str(config.dry_run).lower(),
+        TAG_OWNER: current_owner(),
+    }
     missing = {k: v for k, v in wanted.items() if tags.get(k) != v}
     if missing:
         context.instance.add_run_tags(context.run.run_id, missing)

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
+from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
 from event_importer.defs.resources import DatabaseResource
 from event_importer.defs.sensors import RETRY_SELECTOR, retry_request
 from event_importer.errors import ConfigurationError
@@ -36,7 +36,7 @@ def build_schedule(
     def submit_schedule(
         context: dg.ScheduleEvaluationContext, database: DatabaseResource
     ) -> list[dg.RunRequest]:
-        tags = {TAG_INTEGRATION: service, **run_tags(config, "schedule")}
+        tags = {**service_tags(service, config), **run_tags(config, "schedule")}
         # Dagster wants a run key on each request of a tick with several: one per scheduled time.
         when = context.scheduled_execution_time
         key = f"{service}:{config.selector}:{when.isoformat() if when else 'manual'}"

@@ -22,7 +22,7 @@ from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from event_importer.db.models import Submission
-from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
+from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
 from event_importer.defs.resources import DatabaseResource
 from event_importer.integrations.base import BaseSubmitter
 
@@ -118,7 +118,7 @@ def build_new_events_sensor(
                 dg.RunRequest(
                     run_key=f"{service}:{name}:{window}",
                     run_config=run_config(service, config),
-                    tags={TAG_INTEGRATION: service, **run_tags(config, "sensor")},
+                    tags={**service_tags(service, config), **run_tags(config, "sensor")},
                 )
             )
         context.log.info(", ".join(f"{n} {name}" for name, n in found.items()) + " events beyond the cursor")
@@ -149,7 +149,7 @@ def retry_request(
     return dg.RunRequest(
         run_key=f"{service}:{RETRY_SELECTOR}:{newest}",
         run_config=run_config(service, config),
-        tags={TAG_INTEGRATION: service, **run_tags(config, trigger), TAG_RETRY_EVENTS: str(count)},
+        tags={**service_tags(service, config), **run_tags(config, trigger), TAG_RETRY_EVENTS: str(count)},
     )
 
 

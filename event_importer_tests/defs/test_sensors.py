@@ -42,6 +42,7 @@ def test_the_sensor_requests_a_run_for_new_events_once(defs, event_db):
     assert request.tags["event-importer/trigger"] == "sensor"
     assert request.tags["event-importer/selector"] == "unsubmitted"
     assert request.tags["event-importer/dry_run"] == "false"
+    assert request.tags["event-importer/lane"] == f"{SERVICE}/0"
     dg.validate_run_config(defs.resolve_job_def(f"{SERVICE}_submit_job"), request.run_config)
     assert json.loads(first.cursor)["max_id"] == 2
 
@@ -166,3 +167,5 @@ def test_transient_failures_are_retried_after_a_growing_delay_up_to_the_limit(
     assert schedule_selectors() == ["unsubmitted"]
     status = integration_status(SERVICE)
     assert status["failed"] == 2 and status["exhausted"] == 1
+    # The queue's per-lane limit (dagster.yaml) holds scheduled runs too: shard 0's lane, as any unsharded run.
+    assert request.tags["event-importer/lane"] == f"{SERVICE}/0"
