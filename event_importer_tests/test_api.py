@@ -30,6 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 MAX_BODY = 4_000
 SUBMIT = "/integrations/ticketfairy/submit"
+# Hold the submit until its runs end, so that the answer has the counts and outcomes.
+WAIT = {"wait": "true"}
 STATUS = "/integrations/ticketfairy/status"
 SELECTOR_ENUM = "'all', 'changed', 'exhausted', 'failed', 'pending', 'retry', 'unsubmitted', 'upcoming' or 'url'"
 EVENT_IMPORTER = str(Path(sys.executable).parent / "event-importer")
@@ -285,8 +287,9 @@ def test_openapi_describes_every_body_and_answer(client):
     expected = {
         ("GET", "/health"): {"200"},
         ("POST", "/events"): {"200", "207", "401", "413", "422"},
-        ("POST", SUBMIT): {"200", "401", "404", "409", "413", "422"},
+        ("POST", SUBMIT): {"200", "202", "401", "404", "413", "422"},
         ("GET", STATUS): {"200", "401"},
+        ("GET", "/runs/{run_id}"): {"200", "401", "404", "422"},
         ("GET", "/events/{event_id}"): {"200", "401", "404", "422"},
         ("GET", "/integrations/{name}/events/{event_id}/attempts"): {"200", "401", "404", "422"},
     }
@@ -356,7 +359,7 @@ def test_submit_with_wait_answers_run_id_counts_and_results(client, stand_in, da
     stand_in.add_fault(Fault.reject(422, "Venue is unknown"), match=events[1]["source_url"], times=None)
     assert client.post("/events", json=events).status_code == 200
 
-    answer = client.post(SUBMIT, params={"wait": "true"}, json={})
+    answer = client.post(SUBMIT, params=WAIT, json={})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["counts"] == {
@@ -376,7 +379,7 @@ def test_submit_with_wait_answers_run_id_counts_and_results(client, stand_in, da
         "events": 3, "success": 2, "failed": 1, "unsubmitted": 0, "pending": 0,
     }
 
-    dry = client.post(SUBMIT, params={"wait": "true"}, json={"selector": "failed", "dry_run": True, "limit": 5})
+    dry = client.post(SUBMIT, params=WAIT, json={"selector": "failed", "dry_run": True, "limit": 5})
     assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
 
     # Both runs are in the instance's run history, tagged as started by the API.
@@ -424,9 +427,9 @@ def test_validation_errors_answer_422_naming_the_field_without_echoing_it(client
 @pytest.mark.parametrize(
     "send",
     [
-        lambda client: client.post(SUBMIT),
-        lambda client: client.post(SUBMIT, content=b"", headers={"Content-Type": "application/json"}),
-        lambda client: client.post(SUBMIT, json={}),
+        lambda client: client.post(SUBMIT, params=WAIT),
+        lambda client: client.post(SUBMIT, params=WAIT, content=b"", headers={"Content-Type": "application/json"}),
+        lambda client: client.post(SUBMIT, params=WAIT, json={}),
     ],
     ids=["no-body", "empty-body", "empty-object"],
 )
@@ -442,6 +445,13 @@ def test_an_empty_submit_means_the_defaults(client, stand_in, send):
         run = instance.get_run_by_id(answer.json()["run_id"])
         assert run is not None
         assert (run.tags["event-importer/selector"], run.tags["event-importer/dry_run"]) == ("unsubmitted", "false")
+
+
+def test_an_unknown_query_parameter_answers_422_and_starts_no_run(client):
+    answer = client.post(SUBMIT, params={"wiat": "true"}, json={"dry_run": True})
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": "unknown query parameter; the only one is `wait`"}
+    assert runs_recorded() == 0
 
 
 def test_a_body_that_is_not_a_json_object_answers_422(client):
@@ -484,7 +494,7 @@ def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, mon
     assert runs_recorded() == 0
     assert stand_in.requests_seen == 0
     # Without the missing setting, a dry run of the same event works.
-    dry = client.post(SUBMIT, json={"dry_run": True})
+    dry = client.post(SUBMIT, params=WAIT, json={"dry_run": True})
     assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
     assert runs_recorded() == 1
 
@@ -492,7 +502,7 @@ def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, mon
 def test_the_url_selector_submits_the_one_event_it_names(client, stand_in):
     events = [event_data(), event_data()]
     assert client.post("/events", json=events).status_code == 200
-    answer = client.post(SUBMIT, json={"selector": "url", "url": f"  {events[1]['source_url']} "})
+    answer = client.post(SUBMIT, params=WAIT, json={"selector": "url", "url": f"  {events[1]['source_url']} "})
     assert answer.status_code == 200, answer.text
     assert [r["source_url"] for r in answer.json()["results"]] == [events[1]["source_url"]]
     assert [a["body"]["data"]["attributes"]["url"] for a in stand_in.accepted] == [events[1]["source_url"]]
@@ -613,7 +623,7 @@ def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settin
             assert http.get("/openapi.json").status_code == 401
             assert http.get("/docs").status_code == 200
 
-            answer = http.post(SUBMIT, params={"wait": "true"}, json={}, headers=AUTH)
+            answer = http.post(SUBMIT, params=WAIT, json={}, headers=AUTH)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["counts"]["submitted"] == 2 and body["run_id"]

@@ -50,7 +50,8 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     receiver.reply(Reply(422, b'{"error": "unknown venue"}'))
     failed = json.loads(cli("webhook", "submit", "--json", code=1))
     receiver.reply(Reply(503, b'{"error": "busy"}'), Reply(204))
-    retried = api.post("/integrations/webhook/submit", json={"selector": "failed"}, headers=AUTH).json()
+    wait = {"wait": "true"}
+    retried = api.post("/integrations/webhook/submit", params=wait, json={"selector": "failed"}, headers=AUTH).json()
     assert retried["counts"]["submitted"] == 1, retried
 
     history = json.loads(cli("webhook", "history", url, "--json"))

@@ -77,6 +77,11 @@ def integration_router(integration: Integration | str) -> APIRouter:
         from event_importer.runs import prepare_submission
 
         request: SubmitRequest = body
+        if set(http.query_params) - {"wait"}:
+            # Refused like an unknown body field: a misspelt `wait` must not silently mean "don't wait".
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, detail="unknown query parameter; the only one is `wait`"
+            )
         try:
             # Refused here, not by the run's first step, so that a refusal leaves no run behind.
             submitter = integration.create_submitter()
