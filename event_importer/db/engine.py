@@ -1,7 +1,8 @@
 """Engines and sessions for the event cache, on SQLite (the default) or PostgreSQL.
 
 The schema is created on first use. Later schema changes are to be shipped as Alembic revisions
-(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes.
+(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes, and
+`add_missing_columns` the columns added to existing tables since.
 """
 
 import threading
@@ -16,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from event_importer import jsonbytes
+from event_importer.db.columns import add_missing_columns
 from event_importer.db.models import Base
 from event_importer.errors import ConfigurationError
 
@@ -71,6 +73,7 @@ class Database:
         self.engine = create_db_engine(url)
         try:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
         except DBAPIError as exc:
             self.engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)

@@ -1,17 +1,22 @@
-"""The selectors every integration gets: unsubmitted, failed, pending, changed, all and url.
+"""The selectors every integration gets: unsubmitted, failed, pending, changed, removed, all and url.
 
 Each rests on the latest *real* attempt per (event, service): dry runs are ignored, so a dry run
-never counts as submitted, and an event whose retry succeeded is no longer `failed`.
+never counts as submitted, and an event whose retry succeeded is no longer `failed`. `changed` and
+`removed` compare against the latest *settled* attempt: a success, or a skip the destination's
+lifecycle rule decided (it cannot cancel, say), so a version the destination cannot take is skipped
+once, not at every run.
 """
 
 from typing import Any
 
-from sqlalchemy import Exists, Select, and_, select
+from sqlalchemy import ColumnElement, Exists, Select, and_, or_, select
 from sqlalchemy.orm import aliased
 
-from event_importer.db.models import EventCache, Submission, SubmissionStatus
+from event_importer.db.models import SETTLED_STATUSES, EventCache, Submission, SubmissionStatus
 from event_importer.errors import EventImporterError
+from event_importer.events.status import EventStatus
 from event_importer.integrations.base import BaseSelector
+from event_importer.integrations.lifecycle import Operation
 
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
@@ -38,8 +43,8 @@ def _with_attempt(service_name: str, attempt: type[Submission], *conditions: Any
     return select(EventCache).join(attempt, joined).order_by(attempt.event_cache_id)
 
 
-def _followed(service_name: str, attempt: type[Submission], *, by_success: bool = False) -> Exists:
-    """Whether a later real attempt (with `by_success`, a later success) follows `attempt`."""
+def _followed(service_name: str, attempt: type[Submission], *, by_settled: bool = False) -> Exists:
+    """Whether a later real attempt (with `by_settled`, a later settled one) follows `attempt`."""
     later = aliased(Submission, name="later")
     # `SELECT later.id`, not `SELECT *`: SQLite then answers from the index alone.
     return (
@@ -49,7 +54,7 @@ def _followed(service_name: str, attempt: type[Submission], *, by_success: bool 
             later.event_cache_id == attempt.event_cache_id,
             later.id > attempt.id,
             later.status != SubmissionStatus.DRY_RUN.value,
-            *([later.status == SubmissionStatus.SUCCESS.value] if by_success else []),
+            *([later.status.in_(SETTLED_STATUSES)] if by_settled else []),
         )
         .exists()
     )
@@ -62,8 +67,21 @@ class AllSelector(BaseSelector):
         return select(EventCache)
 
 
+def not_cancelled() -> ColumnElement[bool]:
+    """The event's status is not cancelled (no status means scheduled)."""
+    status = EventCache.data["status"].as_string()
+    return or_(status.is_(None), status != EventStatus.CANCELLED.value)
+
+
 class UnsubmittedSelector(BaseSelector):
-    """Events never sent to this service (dry runs do not count)."""
+    """Events never sent to this service (dry runs do not count), that are still to happen.
+
+    Events removed from their source are left out, and so are cancelled ones unless the
+    destination's lifecycle sends cancelled events it never had (`include_cancelled`).
+    """
+
+    def __init__(self, *, include_cancelled: bool = False) -> None:
+        self.include_cancelled = include_cancelled
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
         # `SELECT id`, not `SELECT *`: SQLite then answers from `ix_submissions_real` alone.
@@ -72,7 +90,8 @@ class UnsubmittedSelector(BaseSelector):
             .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service_name, _REAL)
             .exists()
         )
-        return select(EventCache).where(~attempted)
+        statement = select(EventCache).where(~attempted, EventCache.removed_at.is_(None))
+        return statement if self.include_cancelled else statement.where(not_cancelled())
 
 
 class FailedSelector(BaseSelector):
@@ -106,16 +125,30 @@ class PendingSelector(BaseSelector):
 
 
 class ChangedSelector(BaseSelector):
-    """Events whose data changed since their latest successful submission."""
+    """Events in their source whose data changed since their latest settled submission (a status
+    change included), or that came back to their source after their removal was settled."""
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        success = aliased(Submission, name="latest_success")
+        settled = aliased(Submission, name="latest_settled")
         return _with_attempt(
             service_name,
-            success,
-            success.status == SubmissionStatus.SUCCESS.value,
-            success.data_hash != EventCache.data_hash,
-        ).where(~_followed(service_name, success, by_success=True))
+            settled,
+            settled.status.in_(SETTLED_STATUSES),
+            or_(settled.data_hash != EventCache.data_hash, settled.operation == Operation.REMOVE.value),
+        ).where(EventCache.removed_at.is_(None), ~_followed(service_name, settled, by_settled=True))
+
+
+class RemovedSelector(BaseSelector):
+    """Events removed from their source since this service last settled them: their removal is due."""
+
+    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
+        settled = aliased(Submission, name="latest_settled")
+        return _with_attempt(
+            service_name,
+            settled,
+            settled.status.in_(SETTLED_STATUSES),
+            settled.operation != Operation.REMOVE.value,
+        ).where(EventCache.removed_at.is_not(None), ~_followed(service_name, settled, by_settled=True))
 
 
 class UrlSelector(BaseSelector):
@@ -129,12 +162,14 @@ class UrlSelector(BaseSelector):
         return select(EventCache).where(EventCache.source_url == url)
 
 
-def standard_selectors() -> dict[str, BaseSelector]:
+def standard_selectors(*, include_cancelled: bool = False) -> dict[str, BaseSelector]:
+    """The standard selectors; `include_cancelled`: `unsubmitted` takes cancelled events too."""
     return {
-        "unsubmitted": UnsubmittedSelector(),
+        "unsubmitted": UnsubmittedSelector(include_cancelled=include_cancelled),
         "failed": FailedSelector(),
         "pending": PendingSelector(),
         "changed": ChangedSelector(),
+        "removed": RemovedSelector(),
         "all": AllSelector(),
         "url": UrlSelector(),
     }
