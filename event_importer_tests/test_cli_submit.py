@@ -125,7 +125,10 @@ def test_a_dry_run_without_api_key_exits_0(cache_db, stand_in, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["submit", "--selector", "bogus"], "valid selectors: all, changed, failed, pending, unsubmitted, upcoming"),
+        (
+            ["submit", "--selector", "bogus"],
+            "valid selectors: all, changed, failed, pending, removed, unsubmitted, upcoming",
+        ),
         (["submit", "--selector", "url"], "needs a url"),
         (["submit", "--limit", "0"], "0 is not in the range"),
     ],

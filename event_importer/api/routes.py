@@ -67,6 +67,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
                     "source_url": r.source_url,
                     "title": r.title,
                     "outcome": r.outcome.value,
+                    "operation": r.operation.value,
                     "attempt": r.attempt,
                     "http_status": r.http_status,
                     "error": r.error,
@@ -77,9 +78,11 @@ def integration_router(integration: Integration | str) -> APIRouter:
 
     @router.get("/status", dependencies=[Depends(require_token)])
     def status_() -> dict[str, Any]:
-        """Counts of events by their latest submission state for this integration."""
+        """Counts of events by their latest submission state for this integration, and what the
+        destination does for an update, a cancellation and a removal (`lifecycle`)."""
         from event_importer.runs import integration_status
 
-        return integration_status(name)
+        lifecycle = integration.create_submitter().lifecycle_rules().describe()
+        return {**integration_status(name), "lifecycle": lifecycle}
 
     return router

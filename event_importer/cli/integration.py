@@ -52,7 +52,7 @@ def integration_group(integration: Integration | str) -> click.Group:
         "--selector",
         default="unsubmitted",
         show_default=True,
-        help="Which events: unsubmitted, failed, pending, changed, all, url, or one of the integration's own.",
+        help="Which events: unsubmitted, failed, pending, changed, removed, all, url, or one of the integration's own.",
     )
     @click.option("--url", default=None, help="Source URL of one event (for --selector url).")
     @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
@@ -142,6 +142,7 @@ def result_json(result: SubmissionResult) -> dict[str, Any]:
         "source_url": result.source_url,
         "title": result.title,
         "outcome": result.outcome.value,
+        "operation": result.operation.value,
         "attempt": result.attempt,
         "submission_id": result.submission_id,
         "http_status": result.http_status,
@@ -154,8 +155,10 @@ def print_results(results: list[SubmissionResult]) -> None:
         click.echo("no events selected")
         return
     shown = failures_first(results, TABLE_ROWS)
-    rows = [[r.event_id, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in shown]
-    click.echo(table(["event", "outcome", "http", "title", "error"], rows))
+    rows = [
+        [r.event_id, r.operation.value, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in shown
+    ]
+    click.echo(table(["event", "operation", "outcome", "http", "title", "error"], rows))
     if len(results) > TABLE_ROWS:
         click.echo(f"... {len(results) - TABLE_ROWS} more (use --json for all)")
 

@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, utcnow
 from event_importer.events.model import EventData, describe_validation_error
+from event_importer.events.restore import restore_loaded
 
 CHUNK_SIZE = 1000
 SAMPLES = "sample_events.json"
@@ -48,10 +49,20 @@ class LoadReport:
     updated: int = 0
     unchanged: int = 0
     invalid: list[InvalidRecord] = field(default_factory=list)
+    # Loaded again after their removal from the source; removed by a mirror load (events.removal).
+    restored: int = 0
+    removed: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"new": self.new, "updated": self.updated, "unchanged": self.unchanged, "invalid": len(self.invalid)}
+        return {
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": len(self.invalid),
+            "restored": self.restored,
+            "removed": self.removed,
+        }
 
 
 Record = tuple[str, Any]
@@ -167,6 +178,7 @@ def _upsert(database: Database, chunk: dict[str, dict[str, Any]], report: LoadRe
             session.execute(insert(EventCache), new_rows)
         if changed_rows:
             session.execute(update(EventCache), changed_rows)
+        report.restored += restore_loaded(session, existing, now)
         report.new += len(new_rows)
         report.updated += len(changed_rows)
 

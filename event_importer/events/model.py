@@ -10,12 +10,10 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from event_importer.events.status import EventStatus, parse_event_status, parse_previous_start
-
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from event_importer.events.status import EventStatus, parse_event_status, parse_previous_start
 
 # Descriptions beyond this are almost certainly scraping accidents; no destination takes them.
 MAX_TEXT_LENGTH = 100_000

@@ -25,7 +25,7 @@ class Operation(enum.StrEnum):
 
 
 # How the operations read in messages ("the destination cannot cancel events").
-_VERBS = {Operation.CREATE: "create", Operation.UPDATE: "update", Operation.CANCEL: "cancel", Operation.REMOVE: "remove"}
+_VERBS = {op: op.value for op in Operation}
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,13 @@ class Lifecycle:
 
     def with_rule(self, operation: Operation, rule: Rule) -> "Lifecycle":
         """The same declaration with one rule replaced (for a setting that chooses it)."""
-        return replace(self, **{operation.value: rule})
+        if operation is Operation.UPDATE:
+            return replace(self, update=rule)
+        if operation is Operation.CANCEL:
+            return replace(self, cancel=rule)
+        if operation is Operation.REMOVE:
+            return replace(self, remove=rule)
+        raise ValueError(f"a creation is always sent; there is no rule to replace for {operation}")
 
     def skip_reason(self, operation: Operation, *, at_destination: bool) -> str | None:
         """Why an event with this operation is not sent (None: it is sent).

@@ -55,11 +55,14 @@ class EventRef:
         )
 
     def to_row(self) -> tuple[Any, ...]:
-        return (self.id, self.source_url, self.data, self.data_hash, self.submitted_before, self.attempts, self.operation)
+        return (
+            self.id, self.source_url, self.data, self.data_hash, self.submitted_before, self.attempts, self.operation
+        )
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Self:
-        return cls(*row[:6], Operation(row[6]))
+        event_id, source_url, data, data_hash, submitted_before, attempts, operation = row
+        return cls(event_id, source_url, data, data_hash, submitted_before, attempts, Operation(operation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ class Payload:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Self:
-        return cls(EventKey(*row[:6], Operation(row[6])), row[7], row[8], row[9])
+        event_id, source_url, title, data_hash, submitted_before, attempts, operation, body, error, skipped = row
+        key = EventKey(event_id, source_url, title, data_hash, submitted_before, attempts, Operation(operation))
+        return cls(key, body, error, skipped)
 
 
 class Outcome(enum.StrEnum):

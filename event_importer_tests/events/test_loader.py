@@ -27,9 +27,9 @@ def test_object_array_and_json_lines(tmp_path, database):
     (tmp_path / "many.json").write_text(json.dumps([two, three]))
     (tmp_path / "lines.jsonl").write_text(json.dumps(four) + "\n\n" + json.dumps({**two, "title": "Changed"}) + "\n")
     report = load_files(database, [tmp_path / "one.json", tmp_path / "many.json", tmp_path / "lines.jsonl"])
-    assert report.counts == {"new": 4, "updated": 1, "unchanged": 0, "invalid": 0}
+    assert report.counts == {"new": 4, "updated": 1, "unchanged": 0, "invalid": 0, "restored": 0, "removed": 0}
     again = load_files(database, [tmp_path / "one.json"])
-    assert again.counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0}
+    assert again.counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0, "restored": 0, "removed": 0}
     assert count(database) == 4
 
 

@@ -11,7 +11,9 @@ tolerance (five minutes by default) from its own clock, which bounds how long a 
 be replayed. Every attempt is signed afresh: a retry after a long `Retry-After` is still fresh. The
 header may hold several `v1=` entries (a receiver accepts any that matches), which leaves room for
 rotating the secret. The idempotency key is the same for every delivery of one version of one event,
-retries and resends included, so a receiver can drop what it already has; a new version gets a new key.
+retries and resends included, so a receiver can drop what it already has; a new version gets a new key,
+and so do a cancellation and a deletion (a deletion carries the last version's data, whose `created`
+or `updated` delivery the receiver already has).
 
 Any 2xx answer is success, whatever its body: many receivers answer `204` or a plain `ok`.
 """
@@ -95,6 +97,14 @@ def idempotency_key(event_id: str, data_hash: str, *, service: str = SERVICE_NAM
     return hashlib.sha256(f"{service}:{event_id}:{data_hash}".encode()).hexdigest()
 
 
+def delivery_version(body: Mapping[str, Any]) -> str:
+    """What the idempotency key identifies besides the event: its version, and what happened to it
+    unless that is a plain creation or update (which share a key, as a resend may be either)."""
+    action = body.get("event")
+    version = str(body["data_hash"])
+    return version if action in (None, "created", "updated") else f"{version}:{action}"
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     """Compact, key-sorted UTF-8 JSON: one version of an event always makes the same bytes."""
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
@@ -140,7 +150,7 @@ class WebhookClient(HttpClient):
         assert self._url is not None
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), str(data["data_hash"])),
+            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), delivery_version(data)),
         }
         return await self.request_json("POST", self._url, content=encode_body(data), headers=headers)
 
