@@ -19,8 +19,9 @@ from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config
 from event_importer.defs.resources import DatabaseResource
 from event_importer.integrations.base import BaseSubmitter
 
-# The selectors whose events a sensor submits: never sent, or changed since accepted.
-WATCHED_SELECTORS = ("unsubmitted", "changed")
+# The selectors whose events a sensor submits: never sent, changed (or cancelled) since accepted,
+# removed from their source since accepted (a removal bumps `updated_at`, so the cursor sees it).
+WATCHED_SELECTORS = ("unsubmitted", "changed", "removed")
 MINIMUM_INTERVAL_S = 60
 
 

@@ -101,7 +101,7 @@ class Lifecycle:
             at_destination: whether the destination has the event (its latest success was not a removal).
         """
         if operation is Operation.REMOVE and not at_destination:
-            return "skipped: removed from the source before this destination had it"
+            return "skipped: removed from the source, and this destination does not have it"
         if operation is Operation.CANCEL and not at_destination and not self.send_unsent_cancelled:
             return "skipped: cancelled before it was ever sent to this destination"
         rule = self._rules[operation]

@@ -180,7 +180,7 @@ def test_a_failed_event_removed_before_its_retry_is_not_sent(stand_in, database)
     [result] = submitter.submit_events(database, "failed").results
 
     assert result.outcome is Outcome.SKIPPED
-    assert result.error == "skipped: removed from the source before this destination had it"
+    assert result.error == "skipped: removed from the source, and this destination does not have it"
     assert stand_in.requests_seen == 0
     assert selected(submitter, database, "failed") == []
 
