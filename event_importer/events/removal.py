@@ -15,7 +15,7 @@ an object, no source URL) removes nothing: it may not be the whole catalogue.
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,7 +59,6 @@ class MirrorReport:
     restored: int = 0
     #: Why nothing was removed, when nothing could be (an unreadable record).
     not_removing: str | None = None
-    seen: set[str] = field(default_factory=set, repr=False)
 
 
 def mirror_load(database: Database, path: Path, *, source: str | None = None) -> tuple[LoadReport, MirrorReport]:
@@ -79,9 +78,9 @@ def mirror_load(database: Database, path: Path, *, source: str | None = None) ->
         seen.add(url_key(url))
         hosts.add(url_host(url))
     name = source or _derived_source(hosts, path)
-    # Read twice rather than held: memory stays flat in the file's size, as the loader's does.
+    # Read twice rather than held: only the source URLs are kept (about 150 bytes an event), not the records.
     load = load_events(database, read_records(path))
-    mirror = MirrorReport(name, seen=seen)
+    mirror = MirrorReport(name)
     if unreadable:
         mirror.not_removing = (
             f"{len(unreadable)} records could not be read (first: {unreadable[0]}), so the file may not "

@@ -111,10 +111,6 @@ class Lifecycle:
         """`{"update": {"supported", "does"}, "cancel": ..., "remove": ...}`, for listings."""
         return {op.value: self._rules[op].to_json() for op in (Operation.UPDATE, Operation.CANCEL, Operation.REMOVE)}
 
-    def summary(self) -> str:
-        """One line: `update: <does>; cancel: <does>; remove: <does>`."""
-        return "; ".join(f"{name}: {rule['does']}" for name, rule in self.describe().items())
-
 
 # For integrations that declare nothing: what the framework did before there were lifecycles.
 # A changed or cancelled event goes through the transformer again (its data carries the status);
