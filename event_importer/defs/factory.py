@@ -166,8 +166,10 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             raise ConfigurationError(
                 f"{svc}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
             )
+        # Opened (the schema checked) before saying so: "selecting" then means the query is next.
+        database = _database(context)
         _say(context, f"selecting events (selector {cfg.selector})")
-        with _database(context).session() as session:
+        with database.session() as session:
             events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
         _say(context, f"selected {len(events)} events")
         rows = [
