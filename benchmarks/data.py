@@ -98,7 +98,7 @@ def synthetic_event(i: int) -> dict[str, Any]:
         "genres": [_pick(_GENRES, i, 11), _pick(_GENRES, i, 12)],
         "location": location,
         "images": {"full": f"https://images.example.org/e/{i}.jpg"},
-        "minimum_age": 18 if i % 3 else 0,
+        "minimum_age": "18+" if i % 3 else "All Ages",
         "cost": f"€{10 + i % 40}",
         "ticket_url": f"https://tickets.example.com/e/{i}",
         "source_url": f"https://events.example.org/e/{i}",

@@ -146,6 +146,21 @@ def loading_rows(loading: dict[str, Any]) -> list[Row]:
     ]
 
 
+def loading_memory_rows(found: dict[str, Any]) -> list[Row]:
+    small, large, array = found["small"], found["large"], found["large_array"]
+    growth = found["growth_mb"]
+    return [
+        Row("loading", f"events load peak RSS: {small['file_mb']} MB JSON Lines ({small['events']:,} events)",
+            _mb(small["max_rss_mb"])),
+        Row("loading", f"events load peak RSS: {large['file_mb']} MB JSON Lines ({large['events']:,} events)",
+            _mb(large["max_rss_mb"]), f"{small['file_mb']} MB: {_mb(small['max_rss_mb'])}", f"+{_mb(growth)}",
+            "≤ +50 MB", _verdict(growth <= 50)),
+        Row("loading", f"events load peak RSS: {array['file_mb']} MB JSON array ({array['events']:,} events)",
+            _mb(array["max_rss_mb"]), f"{small['file_mb']} MB lines: {_mb(small['max_rss_mb'])}",
+            f"+{_mb(array['max_rss_mb'] - small['max_rss_mb'])}"),
+    ]
+
+
 def overhead_rows(overhead: dict[str, Any]) -> list[Row]:
     b, runs = overhead["baselines"], overhead["runs"]
     baseline = f"`--help` {_s(b['cli_help_s'])}"

@@ -3,6 +3,7 @@
     EventImporterError
     ├── ConfigurationError          a setting is missing or invalid; nothing was sent
     ├── IntegrationNotFoundError    no integration has that name
+    ├── EventNotFoundError          no cached event has that id or source URL
     ├── UnknownSelectorError        the integration has no selector of that name
     ├── UsageError                  a request that cannot become a run (e.g. 'url' selector, no url)
     ├── RunInProgressError          another run of the same integration is active
@@ -26,6 +27,10 @@ class ConfigurationError(EventImporterError):
 
 class IntegrationNotFoundError(EventImporterError):
     """No discovered integration has the requested name."""
+
+
+class EventNotFoundError(EventImporterError):
+    """No cached event has the requested id or source URL."""
 
 
 class UnknownSelectorError(EventImporterError):

@@ -16,16 +16,19 @@ import datetime as dt
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, select, update
+import psutil
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
-from event_importer.db.models import Submission, SubmissionStatus, utcnow
+from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
+from event_importer.errors import EventImporterError
 
 HOSTNAME = socket.gethostname()
 
@@ -38,31 +41,27 @@ def current_owner() -> str:
 def owner_alive(owner: str | None, claimed_at: dt.datetime | None, *, stale_after: float) -> bool:
     """Whether the process that made a claim may still be working on it.
 
-    On this host the process table answers; for another host only the claim's age can, after
-    `stale_after` seconds.
+    On this host the process table answers (a zombie, or a process started after the claim under a
+    reused pid, is not the owner); for another host only the claim's age can, after `stale_after`
+    seconds.
     """
+    if claimed_at is not None and claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     host, _, pid = (owner or "").rpartition(":")
     if host == HOSTNAME and pid.isdigit():
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            process = psutil.Process(int(pid))
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            # A second of slack: create_time is rounded to the clock tick.
+            return claimed_at is None or process.create_time() <= claimed_at.timestamp() + 1
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.AccessDenied:
             return True
-        return not _is_zombie(int(pid))
     if claimed_at is None:
         return False
-    if claimed_at.tzinfo is None:
-        claimed_at = claimed_at.replace(tzinfo=dt.UTC)
     return (utcnow() - claimed_at).total_seconds() < stale_after
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +85,15 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What came of one claimed attempt."""
+    """What came of one claimed attempt: `response` is the destination's answer, `payload` what was sent."""
 
     submission_id: int
     status: SubmissionStatus
     http_status: int | None = None
     response: dict[str, Any] | None = None
     error: str | None = None
+    payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,30 @@ class FinalRecord:
     status: SubmissionStatus
     response: dict[str, Any] | None = None
     error: str | None = None
+    payload: dict[str, Any] | None = None
+    failure_kind: FailureKind | None = None
     operation: str = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What the `response` column holds about one attempt: who started its run, what was sent, the answer."""
+
+    trigger: str | None = None
+    payload: dict[str, Any] | None = None
+    answer: Any = None
+
+    def to_json(self) -> dict[str, Any] | None:
+        stored = {"trigger": self.trigger, "payload": self.payload, "answer": self.answer}
+        return {key: value for key, value in stored.items() if value is not None} or None
+
+    @classmethod
+    def from_json(cls, stored: Any) -> "AttemptRecord":
+        # Rows written before the column held these three keys hold the answer alone (dry runs:
+        # the payload alone, under the same key as now).
+        if isinstance(stored, dict) and stored and set(stored) <= {"trigger", "payload", "answer"}:
+            return cls(stored.get("trigger"), stored.get("payload"), stored.get("answer"))
+        return cls(answer=stored)
 
 
 # One Core statement, executed for many rows at once: half the CPU of the ORM's bulk update by key,
@@ -120,6 +144,7 @@ _FINISH = (
         http_status=bindparam("http_status"),
         response=bindparam("response"),
         error=bindparam("error"),
+        failure_kind=bindparam("failure_kind"),
         finished_at=bindparam("finished_at"),
     )
 )
@@ -128,10 +153,20 @@ _FINISH = (
 class SubmissionLedger:
     """Claims and outcomes of one run for one service."""
 
-    def __init__(self, database: Database, service_name: str, run_id: str, *, stale_after: float = 3600.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        service_name: str,
+        run_id: str,
+        *,
+        stale_after: float = 3600.0,
+        trigger: str | None = None,
+    ) -> None:
         self.database = database
         self.service_name = service_name
         self.run_id = run_id
+        #: Who started the run (cli, api, schedule, sensor, ui), kept with each attempt's record.
+        self.trigger = trigger
         self.owner = current_owner()
         self.stale_after = stale_after
 
@@ -226,6 +261,8 @@ class SubmissionLedger:
                 .where(and_(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING.value))
                 .values(
                     status=SubmissionStatus.FAILED.value,
+                    # The destination may never have seen it: sending it again can succeed.
+                    failure_kind=FailureKind.TRANSIENT.value,
                     finished_at=utcnow(),
                     error=f"abandoned: run {run_id} stopped before recording an outcome; "
                     "the destination may or may not have received this attempt",
@@ -240,8 +277,9 @@ class SubmissionLedger:
                 "submission_id": o.submission_id,
                 "status": o.status.value,
                 "http_status": o.http_status,
-                "response": o.response,
+                "response": AttemptRecord(self.trigger, o.payload, o.response).to_json(),
                 "error": o.error,
+                "failure_kind": o.failure_kind.value if o.failure_kind else None,
                 "finished_at": now,
             }
             for o in outcomes
@@ -264,7 +302,12 @@ class SubmissionLedger:
             now = utcnow()
             rows = [
                 self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now, r.operation)
-                | {"finished_at": now, "response": r.response, "error": r.error}
+                | {
+                    "finished_at": now,
+                    "response": AttemptRecord(self.trigger, r.payload, r.response).to_json(),
+                    "error": r.error,
+                    "failure_kind": r.failure_kind.value if r.failure_kind else None,
+                }
                 for r in records
             ]
             written = {
@@ -272,3 +315,96 @@ class SubmissionLedger:
                 for submission_id, event_id, _ in self._insert_attempts(session, rows)
             }
         return [written.get(r.event_id) for r in records]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedAttempt:
+    """An attempt another system made (the Event Importer), keyed by its own submission id there."""
+
+    source_id: int
+    event_id: int
+    service_name: str
+    status: SubmissionStatus
+    at: dt.datetime
+    response: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class ImportCounts:
+    """What `import_attempts` did with each attempt it was given."""
+
+    imported: list[ImportedAttempt] = field(default_factory=list)
+    already_imported: int = 0
+    kept_own: list[ImportedAttempt] = field(default_factory=list)
+
+
+def import_attempts(database: Database, attempts: Sequence[ImportedAttempt]) -> ImportCounts:
+    """Record attempts made elsewhere as real attempts of this project, in one transaction.
+
+    Each takes the next attempt number of its (event, service), in the order given (oldest first), and
+    the hash of the event's data as it is now in the cache: a success was of that data, so `changed`
+    picks the event only once its data changes. An attempt already imported (same source id) is left
+    alone, and so is every attempt for an (event, service) this project has attempts of its own for:
+    those are newer than anything imported and must stay the latest.
+    """
+    counts = ImportCounts()
+    if not attempts:
+        return counts
+    event_ids = sorted({a.event_id for a in attempts})
+    services = sorted({a.service_name for a in attempts})
+    try:
+        with database.session() as session:
+            seen: dict[tuple[str, int], int] = {}
+            own: set[tuple[str, int]] = set()
+            imported: set[tuple[str, int, int]] = set()
+            for service, event_id, imported_id in session.execute(
+                select(Submission.service_name, Submission.event_cache_id, Submission.imported_id).where(
+                    Submission.event_cache_id.in_(event_ids),
+                    Submission.service_name.in_(services),
+                    Submission.status != SubmissionStatus.DRY_RUN.value,
+                )
+            ):
+                seen[service, event_id] = seen.get((service, event_id), 0) + 1
+                if imported_id is None:
+                    own.add((service, event_id))
+                else:
+                    imported.add((service, event_id, imported_id))
+            hashes = dict(
+                session.execute(select(EventCache.id, EventCache.data_hash).where(EventCache.id.in_(event_ids))).all()
+            )
+            rows = []
+            for a in attempts:
+                pair = (a.service_name, a.event_id)
+                if (*pair, a.source_id) in imported:
+                    counts.already_imported += 1
+                    continue
+                if pair in own:
+                    counts.kept_own.append(a)
+                    continue
+                seen[pair] = seen.get(pair, 0) + 1
+                imported.add((*pair, a.source_id))
+                rows.append(
+                    {
+                        "event_cache_id": a.event_id,
+                        "service_name": a.service_name,
+                        "status": a.status.value,
+                        "attempt": seen[pair],
+                        "data_hash": hashes[a.event_id],
+                        "created_at": a.at,
+                        "finished_at": a.at,
+                        "response": a.response,
+                        "error": a.error,
+                        "imported_id": a.source_id,
+                    }
+                )
+                counts.imported.append(a)
+            if rows:
+                session.execute(insert(Submission), rows)
+    except IntegrityError:
+        raise EventImporterError(
+            "another process (a run, or another import) recorded attempts for some of these events while "
+            "their history was imported; import again once it is done (what was imported stays, and is not "
+            "imported twice)"
+        ) from None
+    return counts

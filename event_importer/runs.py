@@ -7,14 +7,12 @@ validates the request before anything is recorded, refuses to start while anothe
 job is active on the instance, and serialises runs within the process: Dagster's in-process
 execution must never run in two threads of one process at once (its log setup deadlocks and stdout
 capture mixes runs), so the API's worker threads wait their turn on a process-wide lock.
-
-`integration_status` counts the integration's events by their latest submission state.
 """
 
-import os
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,10 +20,7 @@ from typing import Any
 
 import dagster as dg
 from pydantic import ValidationError
-from sqlalchemy import case, exists, func, select
 
-from event_importer.db.engine import get_database
-from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.defs import integration_defs
 from event_importer.defs.config import (
     TAG_OWNER,
@@ -36,7 +31,7 @@ from event_importer.defs.config import (
     run_tags,
 )
 from event_importer.defs.factory import register_listener
-from event_importer.defs.resources import secret_fields
+from event_importer.defs.resources import redact
 from event_importer.defs.values import Selection, Submitted, Transformed
 from event_importer.errors import EventImporterError, RunInProgressError, UsageError
 from event_importer.instance import prepare_environment
@@ -55,8 +50,8 @@ ACTIVE_STATUSES = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-# Per-event progress lines for runs up to this size; bigger runs report every 1 %.
-EVERY_EVENT_UP_TO = 100
+# At most about this many progress lines per run, however big.
+PROGRESS_LINES = 10
 # Dagster's console logger would print every event of the run to stderr; the event log keeps them all.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -114,11 +109,16 @@ class RunSummary:
 
 
 class _Listener:
-    """Collects the run's results as they come and tells `on_progress` about them."""
+    """Collects the run's results as they come and tells `on_progress` how far the run is.
+
+    Progress is a running count by outcome, not a line per event: the caller prints the events
+    themselves once, in its results table.
+    """
 
     def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.on_progress = on_progress
         self.results: list[SubmissionResult] = []
+        self.outcomes: Counter[str] = Counter()
 
     def message(self, text: str) -> None:
         if self.on_progress is not None:
@@ -126,12 +126,12 @@ class _Listener:
 
     def result(self, result: SubmissionResult, done: int, total: int) -> None:
         self.results.append(result)
+        self.outcomes[result.outcome.value] += 1
         if self.on_progress is None:
             return
-        if total <= EVERY_EVENT_UP_TO or done % max(1, total // 100) == 0 or done == total:
-            what = result.title or result.source_url
-            error = f": {result.error}" if result.error else ""
-            self.on_progress(f"[{done}/{total}] {result.outcome.value} {what}{error}")
+        if done % max(1, total // PROGRESS_LINES) == 0 or done == total:
+            tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.outcomes.items()))
+            self.on_progress(f"[{done}/{total}] recorded: {tally}")
 
 
 def submit_through_dagster(
@@ -299,64 +299,4 @@ def _failure(result: Any, integration: Integration) -> tuple[str, bool]:
 
 
 def _redact(text: str, integration: Integration) -> str:
-    for variable in secret_fields(integration.submitter_class.settings_class).values():
-        value = os.environ.get(variable)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
-def integration_status(service: str) -> dict[str, Any]:
-    """Counts of the integration's events by the state of their latest real (non-dry-run) attempt.
-
-    Keys: `events` (total) and `unsubmitted` (never attempted), `dry_run_only` (only dry runs),
-    `success`, `failed`, `pending` (claimed by a live run), `stale_pending` (claimed by a process
-    that is gone), which add up to `events`; and `changed` (accepted, but the data changed since).
-
-    Raises:
-        IntegrationNotFoundError: no integration has that name.
-    """
-    integration = discover().get(service)
-    submitter = integration.create_submitter()
-    settings = get_settings()
-    database = get_database(settings.resolved_database_url)
-    real = Submission.status != SubmissionStatus.DRY_RUN.value
-    latest = (
-        select(func.max(Submission.id))
-        .where(Submission.event_cache_id == EventCache.id, Submission.service_name == service, real)
-        .correlate(EventCache)
-        .scalar_subquery()
-    )
-    dry_runs = (
-        exists()
-        .where(
-            Submission.event_cache_id == EventCache.id,
-            Submission.service_name == service,
-            Submission.status == SubmissionStatus.DRY_RUN.value,
-        )
-        .correlate(EventCache)
-    )
-    counts = {key: 0 for key in ("unsubmitted", "dry_run_only", "success", "failed", "pending", "stale_pending")}
-    # Only pending claims need their owner and age; grouping by NULL for the others keeps one row per state.
-    pending = Submission.status == SubmissionStatus.PENDING.value
-    owner_column = case((pending, Submission.claimed_by))
-    claimed_column = case((pending, Submission.created_at))
-    with database.session() as session:
-        rows = session.execute(
-            select(Submission.status, dry_runs, owner_column, claimed_column, func.count())
-            .select_from(EventCache)
-            .outerjoin(Submission, Submission.id == latest)
-            .group_by(Submission.status, dry_runs, owner_column, claimed_column)
-        ).all()
-        changed = session.scalar(
-            select(func.count()).select_from(submitter.get_selector("changed").statement(service).subquery())
-        )
-    for status, has_dry_run, owner, claimed_at, count in rows:
-        if status is None:
-            counts["dry_run_only" if has_dry_run else "unsubmitted"] += count
-        elif status == SubmissionStatus.PENDING.value:
-            alive = owner_alive(owner, claimed_at, stale_after=settings.stale_claim_after)
-            counts["pending" if alive else "stale_pending"] += count
-        else:
-            counts[status] = counts.get(status, 0) + count
-    return {"service": service, "events": sum(counts.values()), **counts, "changed": changed or 0}
+    return redact(text, integration)

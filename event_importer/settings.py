@@ -6,7 +6,6 @@ start with a `ConfigurationError` that names the variable and never echoes its v
 secret.
 """
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,13 +38,38 @@ class Settings(BaseSettings):
     failure_rate_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Asset check: fail when more than this share of a run failed."
     )
+    retry_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Attempts an event gets (the first included) when its failures are transient, "
+        "before later runs stop retrying it automatically ('exhausted').",
+    )
+    retry_delay: float = Field(
+        default=300.0, gt=0, description="Seconds after the first transient failure before a run retries it; "
+        "doubles after each further failure."
+    )
+    retry_max_delay: float = Field(default=21600.0, gt=0, description="Longest wait between automatic retries.")
+    ui_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for the run links in alerts."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="Alerts: URL taking a Slack incoming-webhook JSON body (it holds a token)."
+    )
+    alert_smtp_host: str | None = Field(default=None, description="Alerts by email: the SMTP server.")
+    alert_smtp_port: int = Field(default=587, ge=1, le=65535, description="Alerts by email: the SMTP port.")
+    alert_smtp_starttls: bool = Field(default=True, description="Alerts by email: upgrade with STARTTLS.")
+    alert_smtp_user: SecretStr | None = Field(default=None, description="Alerts by email: SMTP login.")
+    alert_smtp_password: SecretStr | None = Field(default=None, description="Alerts by email: SMTP password.")
+    alert_email_from: str | None = Field(default=None, description="Alerts by email: the sender address.")
+    alert_email_to: str | None = Field(default=None, description="Alerts by email: recipients, comma-separated.")
+    alert_interval: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between the alerts sensor's looks at finished runs."
+    )
+    alert_timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds per alert delivery attempt.")
+    alert_attempts: int = Field(default=3, ge=1, le=10, description="Tries per alert and target.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
-    cache_dir: Path | None = Field(
-        default=None,
-        description="Folder of rebuildable caches (the timezone gazetteer's indexes); "
-        "default: $XDG_CACHE_HOME/event-importer, else ~/.cache/event-importer.",
-    )
 
     @field_validator("database_url")
     @classmethod
@@ -53,6 +77,17 @@ class Settings(BaseSettings):
         if value and not value.split(":", 1)[0].startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value or None
+
+    @field_validator("alert_email_to")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        if value and any("@" not in address for address in _split(value)):
+            raise ValueError("must be email addresses separated by commas")
+        return value or None
+
+    @property
+    def alert_recipients(self) -> list[str]:
+        return _split(self.alert_email_to or "")
 
     @property
     def resolved_database_url(self) -> str:
@@ -62,15 +97,9 @@ class Settings(BaseSettings):
     def dagster_home(self) -> Path:
         return self.home.resolve() / "dagster"
 
-    @property
-    def resolved_cache_dir(self) -> Path:
-        """The cache folder. Not in `home`: caches outlive a data folder and serve every one of them."""
-        if self.cache_dir:
-            return self.cache_dir.expanduser().resolve()
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        # The XDG spec says to ignore a relative path; Path.home() raises when there is no home.
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-        return base / "event-importer"
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class IntegrationSettings(BaseSettings):

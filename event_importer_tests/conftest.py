@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from event_importer.db.engine import Database, _databases
 from event_importer.db.models import Base
+from event_importer.integrations.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.standin import StandInServer
 
@@ -25,24 +26,26 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
 
 
-@pytest.fixture(scope="session")
-def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for the session: the tests never write to ~/.cache, and the CLI processes they
-    start build the timezone indexes once rather than each."""
-    return tmp_path_factory.mktemp("cache")
+def _integration_prefixes() -> tuple[str, ...]:
+    """The settings prefix of every discovered integration (built-in folders and installed plugins)."""
+    prefixes = (
+        str(integration.submitter_class.settings_class.model_config.get("env_prefix") or "")
+        for integration in discover().integrations.values()
+    )
+    return tuple(sorted({prefix.upper() for prefix in prefixes if prefix}))
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, session_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own data folder and no settings from the developer's environment."""
+    prefixes = ("EVENT_IMPORTER_", "DAGSTER_HOME", *_integration_prefixes())
     for name in list(os.environ):
-        ours = name.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "WEBHOOK_", "CALDAV_", "DAGSTER_HOME"))
+        ours = name.startswith(prefixes)
         test_setting = name.startswith("EVENT_IMPORTER_TEST_") or name == "EVENT_IMPORTER_REQUIRE_POSTGRES"
         if ours and not test_setting:
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("EVENT_IMPORTER_HOME", str(home))
-    monkeypatch.setenv("EVENT_IMPORTER_CACHE_DIR", str(session_cache_dir))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield home

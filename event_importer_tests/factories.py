@@ -4,7 +4,7 @@ import itertools
 from typing import Any
 
 from event_importer.db.engine import Database
-from event_importer.db.models import SubmissionStatus
+from event_importer.db.models import FailureKind, SubmissionStatus
 from event_importer.events.loader import load_events
 from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
 from event_importer.integrations.http import HttpClient
@@ -82,18 +82,31 @@ def current_hash(database: Database, event_id: int) -> str:
         return row.data_hash
 
 
-def attempt(database: Database, service: str, event_id: int, status: SubmissionStatus, run_id: str = "run") -> None:
-    """Record one finished attempt the way a run does: claim, then finish (or a final record for dry runs)."""
+def attempt(
+    database: Database,
+    service: str,
+    event_id: int,
+    status: SubmissionStatus,
+    run_id: str = "run",
+    kind: FailureKind | None = None,
+    operation: str = "create",
+) -> None:
+    """Record one finished attempt the way a run does: claim, then finish (or a final record for dry
+    runs and skips, which send nothing).
+
+    A failure is of `kind` (unset: NULL, as rows recorded before failure kinds existed).
+    """
     ledger = SubmissionLedger(database, service, run_id)
     digest = current_hash(database, event_id)
     seen = ledger.attempt_counts([event_id]).get(event_id, 0)
-    if status is SubmissionStatus.DRY_RUN:
-        ledger.record([FinalRecord(event_id, digest, seen, status)])
+    if status in (SubmissionStatus.DRY_RUN, SubmissionStatus.SKIPPED):
+        ledger.record([FinalRecord(event_id, digest, seen, status, operation=operation)])
         return
-    [claim] = ledger.claim([ClaimRequest(event_id, digest, seen)])
+    [claim] = ledger.claim([ClaimRequest(event_id, digest, seen, operation)])
     assert claim is not None
     if status is not SubmissionStatus.PENDING:
-        ledger.finish([Outcome(claim.submission_id, status, error="boom" if status == "failed" else None)])
+        error = "boom" if status == "failed" else None
+        ledger.finish([Outcome(claim.submission_id, status, error=error, failure_kind=kind)])
 
 
 def submission_rows(database: Database) -> list[tuple[Any, ...]]:

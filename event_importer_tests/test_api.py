@@ -30,7 +30,9 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 MAX_BODY = 4_000
 SUBMIT = "/integrations/ticketfairy/submit"
 STATUS = "/integrations/ticketfairy/status"
-VALID_SELECTORS = "valid selectors: all, changed, failed, pending, removed, unsubmitted, upcoming, url"
+VALID_SELECTORS = (
+    "valid selectors: all, changed, exhausted, failed, pending, removed, retry, unsubmitted, upcoming, url"
+)
 EVENT_IMPORTER = str(Path(sys.executable).parent / "event-importer")
 
 
@@ -122,7 +124,8 @@ def test_mixed_valid_and_invalid_records_answer_207_with_each_location_and_reaso
     assert errors["body[1]"] == "source_url: Field required"
     assert errors["body[2]"].startswith("date: Input should be a valid date")
 
-    lines = client.post("/events", content=jsonl(good[1]) + "{broken\n" + '{"source_url": "javascript:x"}\n')
+    bad_url = '{"title": "x", "source_url": "javascript:x"}\n'
+    lines = client.post("/events", content=jsonl(good[1]) + "{broken\n" + bad_url)
     assert lines.status_code == 207
     errors = {e["location"]: e["reason"] for e in lines.json()["errors"]}
     assert errors["body:2"].startswith("not valid JSON")
@@ -156,10 +159,16 @@ def test_a_record_the_loader_cannot_parse_answers_422_not_500(client):
     assert error["location"] == "body:2" and error["reason"].startswith("not valid JSON")
 
 
-def test_a_body_that_is_not_utf8_answers_422(client):
-    answer = client.post("/events", content="{\"title\": \"caf\xe9\"}".encode("latin-1"))
-    assert answer.status_code == 422
-    assert answer.json()["detail"] == "body is not UTF-8 text"
+def test_a_record_that_is_not_utf8_is_reported_by_its_line_and_the_rest_load(client):
+    good = [event_data(), event_data()]
+    bad = jsonl(event_data(title="x")).encode().strip().replace(b'"x"', b'"caf\xe9"')
+    answer = client.post("/events", content=b"\n".join([jsonl(good[0]).encode().strip(), bad, jsonl(good[1]).encode()]))
+    assert answer.status_code == 207, answer.text
+    assert answer.json()["new"] == 2
+    assert answer.json()["errors"] == [{"location": "body:2", "reason": "not UTF-8 text: byte 0xe9 at column 15"}]
+    alone = client.post("/events", content=bad)
+    assert alone.status_code == 422
+    assert alone.json()["errors"] == [{"location": "body", "reason": "not UTF-8 text: byte 0xe9 at line 1, column 15"}]
 
 
 # -- size limits -------------------------------------------------------------------------------------

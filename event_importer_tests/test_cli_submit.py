@@ -71,7 +71,9 @@ def test_submit_succeeds_and_the_run_is_in_the_instance_history(isolated_setting
         "selected": 3, "transformed": 3, "invalid": 0, "submitted": 3, "failed": 0, "dry_run": 0, "skipped": 0,
     }
     assert [r["outcome"] for r in report["results"]] == ["success"] * 3
-    assert "selected 3 events" in result.stderr and "[3/3] success" in result.stderr
+    assert "selected 3 events" in result.stderr and "[3/3] recorded: 3 success" in result.stderr
+    # Progress counts; the events themselves are listed once, in the results.
+    assert "Night" not in result.stderr
     assert len(configured.accepted) == 3
 
     home = isolated_settings / "dagster"
@@ -127,7 +129,7 @@ def test_a_dry_run_without_api_key_exits_0(cache_db, stand_in, monkeypatch):
     [
         (
             ["submit", "--selector", "bogus"],
-            "valid selectors: all, changed, failed, pending, removed, unsubmitted, upcoming",
+            "valid selectors: all, changed, exhausted, failed, pending, removed, retry, unsubmitted, upcoming",
         ),
         (["submit", "--selector", "url"], "needs a url"),
         (["submit", "--limit", "0"], "0 is not in the range"),

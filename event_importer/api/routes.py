@@ -80,7 +80,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
     def status_() -> dict[str, Any]:
         """Counts of events by their latest submission state for this integration, and what the
         destination does for an update, a cancellation and a removal (`lifecycle`)."""
-        from event_importer.runs import integration_status
+        from event_importer.states import integration_status
 
         lifecycle = integration.create_submitter().lifecycle_rules().describe()
         return {**integration_status(name), "lifecycle": lifecycle}

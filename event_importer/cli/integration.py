@@ -1,4 +1,4 @@
-"""The commands every integration gets (`submit`, `status`, `retry-failed`) and `event-importer ui`.
+"""The commands every integration gets (`submit`, `status`, `retry-failed`, `history`) and `event-importer ui`.
 
 `integration_group(integration)` builds a fresh click group for one integration. An integration's
 own `cli.py` can start from it and add commands:
@@ -18,11 +18,13 @@ Exit status of `submit` and `retry-failed`: 0 when every selected event succeede
 """
 
 import gc
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,6 +40,8 @@ EXIT_FAILED = 1
 # Shown in the results table; `--json` has them all.
 TABLE_ROWS = 200
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# How often `ui` checks that its services still run.
+SERVICE_POLL_S = 0.5
 
 
 def integration_group(integration: Integration | str) -> click.Group:
@@ -73,7 +77,7 @@ def integration_group(integration: Integration | str) -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
     def status(as_json: bool) -> None:
         """Count the events by their latest submission state."""
-        from event_importer.runs import integration_status
+        from event_importer.states import integration_status
 
         try:
             counts = integration_status(name)
@@ -85,7 +89,44 @@ def integration_group(integration: Integration | str) -> click.Group:
         rows = [[key.replace("_", " "), value] for key, value in counts.items() if key != "service"]
         click.echo(table(["state", "events"], rows))
 
+    @group.command("history")
+    @click.argument("event")
+    @click.option("--json", "as_json", is_flag=True, help="Print every attempt, with payload and answer, as JSON.")
+    def history(event: str, as_json: bool) -> None:
+        """Every attempt to send one event (its id or source URL), dry runs included, oldest first."""
+        from event_importer.cli.main import open_database
+        from event_importer.history import integration_history
+
+        try:
+            found = integration_history(open_database(), integration, event)
+        except EventImporterError as exc:
+            _usage_error(str(exc), as_json)
+        if as_json:
+            print_json(found)
+            return
+        print_history(found)
+
     return group
+
+
+def print_history(history: dict[str, Any]) -> None:
+    """One block per attempt: what happened, then the payload sent and the answer, as compact JSON."""
+    event = history["event"]
+    state = history["state"] + (", changed since its latest settled attempt" if history.get("changed") else "")
+    state += ", removed from its source: its removal is due" if history.get("removed") else ""
+    count = len(history["attempts"])
+    click.echo(f"event {event['id']} {event['title']!r} ({event['source_url']})")
+    click.echo(f"{history['service']}: {state}; {count} attempt{'' if count == 1 else 's'} (dry runs included)")
+    for a in history["attempts"]:
+        label = "dry run" if a["status"] == "dry_run" else f"attempt {a['attempt']} {a['status']}"
+        label += f" ({a['operation']})"
+        http = f" HTTP {a['http_status']}" if a["http_status"] is not None else ""
+        run = f"run {a['run_id']}" + (f" ({a['trigger']})" if a["trigger"] else "") if a["run_id"] else "no run"
+        click.echo(f"\n{a['created_at']}  {label}{http}  {run}")
+        for key in ("error", "payload", "answer"):
+            if a[key] is not None:
+                value = a[key] if isinstance(a[key], str) else json.dumps(a[key], ensure_ascii=False)
+                click.echo(f"  {key}: {value}")
 
 
 def run_submission(
@@ -131,6 +172,7 @@ def run_submission(
         if summary.error:
             click.echo(f"error: {summary.error}", err=True)
         click.echo("see it in the Dagster UI: event-importer ui", err=True)
+        click.echo(f"each event's attempts and payloads: event-importer {service} history <event id>", err=True)
     if summary.configuration_error:
         sys.exit(USAGE_ERROR)
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
@@ -174,22 +216,30 @@ def _usage_error(message: str, as_json: bool) -> NoReturn:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback by default.")
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui_command(host: str, port: int) -> None:
-    """Start the Dagster UI and daemon (schedules, sensors, queued runs) on the project's instance."""
+    """Start the Dagster UI and daemon (schedules, sensors, queued runs) on the project's instance.
+
+    The two services `dagster dev` would start, started directly: `dagster dev` itself is
+    superseded (it warns so on every start) and meant for local development only.
+    """
     from event_importer.instance import prepare_environment
     from event_importer.settings import get_settings
 
     home = prepare_environment()
     # The code server may run in another folder (the workspace's): give it the same absolute data folder.
     os.environ["EVENT_IMPORTER_HOME"] = str(get_settings().home.resolve())
-    command = [*dagster_command(), "dev", *code_location_args(), "-h", host, "-p", str(port)]
+    location = code_location_args()
+    commands = [
+        [*dagster_tool("dagster-webserver", "dagster_webserver"), *location, "-h", host, "-p", str(port)],
+        [*dagster_tool("dagster-daemon", "dagster._daemon"), "run", *location],
+    ]
     click.echo(f"Dagster UI: http://{host}:{port} (instance {home}); Ctrl-C stops it", err=True)
-    sys.exit(run_foreground(command))
+    sys.exit(run_services(commands))
 
 
-def dagster_command() -> list[str]:
-    """The `dagster` CLI of this interpreter's environment."""
-    found = shutil.which("dagster", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "dagster"]
+def dagster_tool(script: str, module: str) -> list[str]:
+    """A Dagster command of this interpreter's environment: its script, else `python -m <module>`."""
+    found = shutil.which(script, path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", module]
 
 
 def code_location_args() -> list[str]:
@@ -200,23 +250,47 @@ def code_location_args() -> list[str]:
     return ["-m", "event_importer.definitions", "-a", "defs"]
 
 
-def run_foreground(command: list[str]) -> int:
-    """Run `command` until it exits, passing on SIGTERM; Ctrl-C reaches it through the terminal.
+def run_services(commands: list[list[str]]) -> int:
+    """Run the commands side by side until one exits or this process is told to stop; then stop them all.
 
-    Dagster maps SIGTERM to its SIGINT handler, so the child must not inherit an ignored SIGINT (as
-    a process started with `&` from a script would): it is reset to the default before exec.
+    SIGTERM is passed on to each; Ctrl-C reaches them through the terminal. Dagster maps SIGTERM to
+    its SIGINT handler, so the children must not inherit an ignored SIGINT (as a process started
+    with `&` from a script would): it is reset to the default before exec.
+
+    Returns:
+        0 when they were stopped and stopped cleanly, else the exit status of the first that failed.
     """
-    process = subprocess.Popen(command, preexec_fn=_default_sigint)  # noqa: PLW1509 - needed, see docstring
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    processes = [
+        subprocess.Popen(command, preexec_fn=_default_sigint)  # noqa: PLW1509 - needed, see docstring
+        for command in commands
+    ]
+
+    def stop_all(*_: object) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop_all)
     try:
-        while True:
-            try:
-                return process.wait()
-            except KeyboardInterrupt:
-                # The child got the same SIGINT from the terminal and is shutting down; wait for it.
-                continue
+        try:
+            while all(process.poll() is None for process in processes):
+                time.sleep(SERVICE_POLL_S)
+        except KeyboardInterrupt:
+            pass  # the children got the same SIGINT from the terminal and are shutting down
+        stop_all()
+        codes = [_wait(process) for process in processes]
     finally:
         signal.signal(signal.SIGTERM, previous)
+    # A service stopped by a signal (ours or the terminal's) reports it; that is a clean stop.
+    return next((code for code in codes if code not in (0, -signal.SIGTERM, -signal.SIGINT)), 0)
+
+
+def _wait(process: subprocess.Popen[bytes]) -> int:
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def _default_sigint() -> None:

@@ -1,5 +1,6 @@
 """The root `event-importer` command: events, integrations, one group per integration, ui and api."""
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def events() -> None:
 def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool, mirror: bool, source: str | None) -> None:
     """Load events from JSON, JSON array or JSON Lines files (upsert by source_url).
 
-    Exits 1 when any record was invalid; the valid ones are loaded all the same.
+    Exits 1 when any record was invalid; the valid ones are loaded all the same. A source_url given
+    twice is reported as a duplicate (the later record is kept) without changing the exit code.
     """
     from event_importer.cli.removal import print_load_report, run_mirror_load
 
@@ -58,19 +60,11 @@ def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool, mirror: bo
     database = open_database()
     report = LoadReport()
     if sample:
-        _merge(report, load_samples(database))
+        report.merge(load_samples(database))
     if paths:
-        _merge(report, load_files(database, paths))
+        report.merge(load_files(database, paths))
     print_load_report(report, as_json)
     sys.exit(1 if report.invalid else 0)
-
-
-def _merge(into: LoadReport, other: LoadReport) -> None:
-    into.new += other.new
-    into.updated += other.updated
-    into.unchanged += other.unchanged
-    into.invalid += other.invalid
-    into.restored += other.restored
 
 
 @events.command("remove")
@@ -85,6 +79,44 @@ def events_remove(url: str, as_json: bool) -> None:
     from event_importer.cli.removal import events_remove_command
 
     events_remove_command(open_database(), url, as_json)
+
+
+@events.command("import-db")
+@click.argument("database_url")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def events_import_db(database_url: str, as_json: bool) -> None:
+    """Import an Event Importer database (SQLite or PostgreSQL URL): its events and its submission history.
+
+    Events are loaded as `events load` loads them; each submission becomes an imported attempt, so
+    what was sent there is not sent again. Importing again changes nothing. Exits 1 when any event
+    or submission could not be imported; the rest are imported all the same.
+    """
+    from event_importer.cli.removal import echo_load_report
+    from event_importer.events.import_db import import_database
+
+    try:
+        imported = import_database(open_database(), database_url)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    except EventImporterError as exc:
+        fail(str(exc), code=1)
+    report, history = imported.events, imported.history
+    if as_json:
+        print_json({**report.as_json(), "history": history.as_json()})
+    else:
+        echo_load_report(report)
+        for issue in history.skipped:
+            click.echo(f"invalid: {issue}", err=True)
+        per_service = "; ".join(
+            f"{name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            for name, counts in sorted(history.imported.items())
+        )
+        click.echo(
+            f"history: {history.imported_total} attempts imported{f' ({per_service})' if per_service else ''}, "
+            f"{history.already_imported} already imported, {history.kept_own} left out (attempted here since), "
+            f"{len(history.skipped)} invalid"
+        )
+    sys.exit(1 if report.invalid or history.skipped else 0)
 
 
 @events.command("list")
@@ -120,6 +152,41 @@ def events_list(as_json: bool, limit: int | None) -> None:
         [r["id"], r["date"], r["title"], r["city"], r["source_url"]] for r in rows
     ]))
     click.echo(f"{len(rows)} events")
+
+
+@events.command("show")
+@click.argument("event")
+@click.option("--json", "as_json", is_flag=True, help="Print the event and its state per destination as JSON.")
+def events_show(event: str, as_json: bool) -> None:
+    """One event (its id or source URL): its data and its state at each destination."""
+    from event_importer.history import event_overview
+
+    try:
+        integrations = [found for _, found in sorted(discover().integrations.items())]
+        overview = event_overview(open_database(), integrations, event)
+    except EventImporterError as exc:
+        if as_json:
+            print_json({"error": str(exc)})
+        fail(str(exc))
+    if as_json:
+        print_json(overview)
+        return
+    found = overview["event"]
+    click.echo(f"event {found['id']}: {found['source_url']} (updated {found['updated_at']})")
+    if found["removed_at"]:
+        click.echo(f"removed from its source at {found['removed_at']}")
+    click.echo(json.dumps(found["data"], indent=2, ensure_ascii=False))
+    rows = []
+    for name, at in overview["destinations"].items():
+        latest = at["latest_attempt"] or {}
+        due = "changed" if at["changed"] else "removal" if at["removed"] else ""
+        rows.append([
+            name, at["state"], due, at["attempts"], at["dry_runs"], latest.get("operation") or "",
+            latest.get("created_at") or "", latest.get("http_status") or "", latest.get("error") or "",
+        ])
+    headers = ["destination", "state", "due", "attempts", "dry runs", "operation", "latest", "http", "error"]
+    click.echo(table(headers, rows))
+    click.echo(f"each attempt, with payload and answer: event-importer <destination> history {found['id']}")
 
 
 @cli.group()

@@ -26,16 +26,24 @@ def run_mirror_load(database: Database, paths: tuple[Path, ...], source: str | N
 
 
 def print_load_report(report: LoadReport, as_json: bool, mirror: MirrorReport | None = None) -> None:
-    """The counts (and each invalid record); a mirror load adds its source and removals."""
-    extra = {} if mirror is None else {"source": mirror.source, "not_removing": mirror.not_removing}
+    """The counts (and each invalid and duplicate record); a mirror load adds its source and removals."""
     if as_json:
-        errors = [{"location": i.location, "reason": i.reason} for i in report.invalid]
-        print_json({**report.counts, **extra, "errors": errors})
+        extra = {} if mirror is None else {"source": mirror.source, "not_removing": mirror.not_removing}
+        print_json({**report.as_json(), **extra})
         return
+    echo_load_report(report, mirror)
+
+
+def echo_load_report(report: LoadReport, mirror: MirrorReport | None = None) -> None:
+    """The load's counts as one line, each invalid and duplicate record on stderr."""
     for issue in report.invalid:
         click.echo(f"invalid: {issue}", err=True)
+    for issue in report.duplicates:
+        click.echo(f"duplicate: {issue}", err=True)
     c = report.counts
     line = f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid"
+    if c["duplicates"]:
+        line += f", {c['duplicates']} duplicates"
     if c["restored"]:
         line += f", {c['restored']} restored"
     if mirror is not None:

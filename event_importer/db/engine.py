@@ -1,8 +1,9 @@
 """Engines and sessions for the event cache, on SQLite (the default) or PostgreSQL.
 
-The schema is created on first use. Later schema changes are to be shipped as Alembic revisions
-(see the README's "Schema changes"); `create_all` only ever adds missing tables and indexes, and
-`add_missing_columns` the columns added to existing tables since.
+The schema is created on first use. `create_all` only ever adds missing tables (with their indexes);
+columns a newer model adds to an existing table are added at start too when the rows there can take
+them (nullable, or with a server default). Other schema changes are to be shipped as Alembic
+revisions (see the README's "Schema changes").
 """
 
 import threading
@@ -11,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.schema import CreateColumn
 
 from event_importer import jsonbytes
-from event_importer.db.columns import add_missing_columns
 from event_importer.db.models import Base
 from event_importer.errors import ConfigurationError
 
@@ -63,6 +64,48 @@ def create_db_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, **_JSON)
     raise ConfigurationError("EVENT_IMPORTER_DATABASE_URL: only sqlite and postgresql databases are supported")
+
+
+def add_missing_columns(engine: Engine, metadata: MetaData = Base.metadata) -> None:
+    """Add the columns of the model that an existing table lacks, and the indexes on them.
+
+    `create_all` creates missing tables only, so a database made by an older version would otherwise
+    lack them. Only columns the rows already there can take: nullable, or with a server default.
+    """
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        if not missing:
+            continue
+        # Checked before anything is altered: the table may be another program's of the same name.
+        for column in missing:
+            if not column.nullable and column.server_default is None:
+                raise ConfigurationError(
+                    f"the database's table {table.name} lacks the column {column.name}: it is another "
+                    "program's table of that name, or needs a schema migration"
+                )
+        for column in missing:
+            specification = CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(table)} "
+                        f"ADD COLUMN {specification}"
+                    )
+            except DBAPIError:
+                # Another process starting at the same moment may have added it first.
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+        added = {column.name for column in missing}
+        for index in table.indexes:
+            if added & {column.name for column in index.columns}:
+                try:
+                    with engine.begin() as connection:
+                        index.create(connection, checkfirst=True)
+                except DBAPIError:
+                    if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                        raise
 
 
 class Database:

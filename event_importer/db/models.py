@@ -2,14 +2,15 @@
 
 A `Submission` row is written by the ledger only (`event_importer.ledger`). The partial unique index
 `uq_submissions_one_pending` lets at most one attempt per (event, service) be `pending`: that row is
-the claim that keeps two runs, in any processes, from sending the same event at once.
+the claim that keeps two runs, in any processes, from sending the same event at once. Attempts
+imported from an Event Importer database carry its submission id in `imported_id`.
 """
 
 import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -38,6 +39,15 @@ class SubmissionStatus(enum.StrEnum):
 
 # The attempts that settle a version of an event: the `changed` and `removed` selectors compare against these.
 SETTLED_STATUSES = (SubmissionStatus.SUCCESS.value, SubmissionStatus.SKIPPED.value)
+
+
+class FailureKind(enum.StrEnum):
+    """Whether a failed attempt is worth repeating as it is (see `errors.SubmissionError`'s subclasses)."""
+
+    # Connection errors, timeouts, 429, 5xx, a run that died mid-attempt: later runs retry these.
+    TRANSIENT = "transient"
+    # 4xx rejections, unusable answers, events that cannot be transformed: they wait for new data.
+    PERMANENT = "permanent"
 
 
 class EventCache(Base):
@@ -108,6 +118,16 @@ class Submission(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # An imported attempt is keyed by the source's submission id: importing again adds nothing.
+        Index(
+            "uq_submissions_imported",
+            "service_name",
+            "event_cache_id",
+            "imported_id",
+            unique=True,
+            sqlite_where=text("imported_id IS NOT NULL"),
+            postgresql_where=text("imported_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -126,6 +146,11 @@ class Submission(Base):
     http_status: Mapped[int | None]
     response: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The Event Importer's `submissions.id` for an attempt imported from its database; NULL for this
+    # project's own attempts. Nullable, so `Database` can add it to a database created before it.
+    imported_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A `FailureKind` on failed attempts; NULL otherwise, and on failures recorded before it existed.
+    failure_kind: Mapped[str | None] = mapped_column(String(16))
 
     event: Mapped[EventCache] = relationship(back_populates="submissions")
 

@@ -2,7 +2,8 @@
 
 Each integration gets `<svc>/selected_events` -> `<svc>/payloads` -> `<svc>/submission_results` in a
 group named after it, a job `<svc>_submit_job` running them in one process, asset checks on the
-results, a schedule and a sensor (both stopped until a user starts them). The assets only call the
+results, a schedule, a sensor starting runs and one sending alerts (all stopped until a user
+starts them). The assets only call the
 submitter's three steps (`select`, `transform`, `submit`), the same code path as outside Dagster;
 `submit` writes every `Submission` row through the ledger, claiming each event before it is sent
 and recording each outcome as it arrives. The run configuration sits on the first asset and travels
@@ -15,8 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import dagster as dg
+from sqlalchemy import func, select
 
 from event_importer.db.engine import Database
+from event_importer.defs.alerts import build_alerts_sensor
 from event_importer.defs.checks import check_specs, evaluate_checks
 from event_importer.defs.config import (
     TAG_DRY_RUN,
@@ -257,6 +260,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             dry_run=selection.dry_run,
             client=None if selection.dry_run else resource.create_client(),
             progress=progress,
+            trigger=context.run.tags.get(TAG_TRIGGER),
         )
         report = SubmissionReport(svc, selection.selector, run_id, selection.dry_run, total, payloads.invalid, results)
         counts = report.counts
@@ -268,6 +272,13 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             # Per operation and outcome, e.g. {"cancel": {"skipped": 2}}: what a lifecycle rule skipped shows here.
             "operations": dg.MetadataValue.json(_by_operation(results)),
             "results": dg.MetadataValue.md(results_table(results)),
+            # From a failed event's row (its id or source URL) to every attempt it had.
+            "history": dg.MetadataValue.text(
+                f"event-importer {svc} history <event id or source_url>; "
+                f"API: GET /integrations/{svc}/events/<id>/attempts"
+            ),
+            # Across the integration, not this run: events later runs no longer retry on their own.
+            "retries_exhausted": dg.MetadataValue.int(_count_selected(database, sub, "exhausted")),
         }
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
@@ -291,10 +302,19 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
     return dg.Definitions(
         assets=[selected_events, payloads, submission_results],
         jobs=[job],
-        schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class)],
-        sensors=[build_new_events_sensor(svc, job, submitter, config_class)],
+        schedules=[build_schedule(svc, job, submitter.settings.schedule, config_class, submitter)],
+        sensors=[
+            build_new_events_sensor(svc, job, submitter, config_class),
+            build_alerts_sensor(integration, job.name),
+        ],
         resources={client_key: client_resource(integration)},
     )
+
+
+def _count_selected(database: Database, submitter: BaseSubmitter, selector: str) -> int:
+    statement = submitter.get_selector(selector).statement(submitter.service_name).subquery()
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(statement)) or 0
 
 
 def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:

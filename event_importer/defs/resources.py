@@ -98,6 +98,22 @@ def secret_fields(settings_class: type[IntegrationSettings]) -> dict[str, str]:
     }
 
 
+def redact(text: str, integration: Integration) -> str:
+    """`text` with the value of every secret setting (the integration's, the project's) as `***`."""
+    settings_class = integration.submitter_class.settings_class
+    values = [os.environ.get(variable) for variable in secret_fields(settings_class).values()]
+    project = get_settings()
+    values += [
+        value.get_secret_value()
+        for name in type(project).model_fields
+        if isinstance(value := getattr(project, name), SecretStr)
+    ]
+    for value in values:
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def client_resource_class(integration: Integration) -> type[IntegrationClientResource]:
     """A `ConfigurableResource` class with one optional field per setting of the integration.
 

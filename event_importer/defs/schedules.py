@@ -1,4 +1,5 @@
-"""One schedule per integration: submit the unsubmitted events on the integration's cron (UTC).
+"""One schedule per integration: on the integration's cron (UTC), submit the unsubmitted events, and
+retry the failed events due for it (see `sensors.retry_request`).
 
 Created stopped: nothing is sent until a user starts it in the UI (or `dagster schedule start`).
 """
@@ -8,7 +9,10 @@ from typing import Any
 import dagster as dg
 
 from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
+from event_importer.defs.resources import DatabaseResource
+from event_importer.defs.sensors import RETRY_SELECTOR, retry_request
 from event_importer.errors import ConfigurationError
+from event_importer.integrations.base import BaseSubmitter
 
 
 def schedule_name(service: str) -> str:
@@ -16,25 +20,43 @@ def schedule_name(service: str) -> str:
 
 
 def build_schedule(
-    service: str, job: Any, cron: str, config_class: type[SubmitConfig]
+    service: str, job: Any, cron: str, config_class: type[SubmitConfig], submitter: BaseSubmitter | None = None
 ) -> dg.ScheduleDefinition:
     """The integration's schedule, from its `<PREFIX>SCHEDULE` setting.
+
+    Each tick requests a run of the unsubmitted events and, when `submitter` has a `retry` selector
+    and failed events are due, a second run retrying them.
 
     Raises:
         ConfigurationError: the cron expression is not valid.
     """
     config = config_class(selector="unsubmitted")
+    retry_selector = submitter.selectors.get(RETRY_SELECTOR) if submitter is not None else None
+
+    def submit_schedule(
+        context: dg.ScheduleEvaluationContext, database: DatabaseResource
+    ) -> list[dg.RunRequest]:
+        tags = {TAG_INTEGRATION: service, **run_tags(config, "schedule")}
+        # Dagster wants a run key on each request of a tick with several: one per scheduled time.
+        when = context.scheduled_execution_time
+        key = f"{service}:{config.selector}:{when.isoformat() if when else 'manual'}"
+        requests = [dg.RunRequest(run_key=key, run_config=run_config(service, config), tags=tags)]
+        with database.get_database().session() as session:
+            retry = retry_request(session, service, retry_selector, config_class, "schedule")
+        if retry is not None:
+            requests.append(retry)
+        return requests
+
     try:
-        return dg.ScheduleDefinition(
+        return dg.schedule(
             name=schedule_name(service),
             job=job,
             cron_schedule=cron,
             execution_timezone="UTC",
-            run_config=run_config(service, config),
-            tags={TAG_INTEGRATION: service, **run_tags(config, "schedule")},
             default_status=dg.DefaultScheduleStatus.STOPPED,
-            description=f"Submit unsubmitted events to {service} on its schedule ({cron}, UTC).",
-        )
+            description=f"Submit unsubmitted events to {service} on its schedule ({cron}, UTC), "
+            "and retry failed events that are due.",
+        )(submit_schedule)
     except dg.DagsterInvalidDefinitionError:
         raise ConfigurationError(
             f"{service}: the schedule setting is not a valid cron expression: {cron!r}"

@@ -1,10 +1,15 @@
-"""One sensor per integration: request a run when there are new unsubmitted or changed events.
+"""One sensor per integration: request a run when there are new unsubmitted or changed events, and
+when failed events are due for an automatic retry.
 
 The cursor is a small JSON object, the highest event id and `updated_at` seen among events needing
 work when the sensor last requested runs. A tick requests a run for a selector only when some of its
 events lie beyond that cursor, so the same events never trigger twice; the `run_key` is the new
 cursor window, so even a reset cursor does not launch the same run again. The sensor reads the event
 cache only (aggregate queries), never an external API. Created stopped.
+
+Retries are not a cursor window but a matter of time: each tick (and each schedule tick, through
+`retry_request`) asks the `retry` selector whether failed events are due, and requests one run for
+them keyed by the newest attempt among them, so a retry that failed again makes a new key.
 """
 
 import datetime as dt
@@ -13,11 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, distinct, func, or_, select
+from sqlalchemy.orm import Session
 
+from event_importer.db.models import Submission
 from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
 from event_importer.defs.resources import DatabaseResource
 from event_importer.integrations.base import BaseSubmitter
+
+# The selector of failed events due for another attempt (see standard_selectors.RetrySelector).
+RETRY_SELECTOR = "retry"
+# How many events a retry run was requested for, so the run list says why it was started.
+TAG_RETRY_EVENTS = "event-importer/retry_events"
 
 # The selectors whose events a sensor submits: never sent, changed (or cancelled) since accepted,
 # removed from their source since accepted (a removal bumps `updated_at`, so the cursor sees it).
@@ -65,13 +77,15 @@ def build_new_events_sensor(
     config_class: type[SubmitConfig],
 ) -> dg.SensorDefinition:
     selectors = {name: submitter.get_selector(name) for name in WATCHED_SELECTORS}
+    retry_selector = submitter.selectors.get(RETRY_SELECTOR)
 
     @dg.sensor(
         name=sensor_name(service),
         job=job,
         minimum_interval_seconds=MINIMUM_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description=f"Submit to {service} when events are imported or change (one run per selector).",
+        description=f"Submit to {service} when events are imported or change, and retry failed events "
+        "when due (one run per selector).",
     )
     def new_events_sensor(
         context: dg.SensorEvaluationContext, database: DatabaseResource
@@ -89,10 +103,16 @@ def build_new_events_sensor(
                 widened = widened.widen(max_id, max_updated)
                 if count:
                     found[name] = count
+            retry = retry_request(session, service, retry_selector, config_class, "sensor")
+        requests = [] if retry is None else [retry]
         if not found:
-            return dg.SkipReason(f"no unsubmitted or changed events beyond cursor {cursor.dump()}")
+            if retry is not None:
+                context.log.info(f"{retry.tags[TAG_RETRY_EVENTS]} failed events due for a retry")
+                return dg.SensorResult(run_requests=requests)
+            return dg.SkipReason(
+                f"no unsubmitted or changed events beyond cursor {cursor.dump()}, no failed events due for a retry"
+            )
         window = f"{widened.max_id}:{widened.max_updated_at.isoformat() if widened.max_updated_at else '-'}"
-        requests = []
         for name in found:
             config = config_class(selector=name)
             requests.append(
@@ -106,6 +126,32 @@ def build_new_events_sensor(
         return dg.SensorResult(run_requests=requests, cursor=widened.dump())
 
     return new_events_sensor
+
+
+def retry_request(
+    session: Session, service: str, selector: Any, config_class: type[SubmitConfig], trigger: str
+) -> dg.RunRequest | None:
+    """A run of the `retry` selector when failed events are due for one; None when none are.
+
+    Its `run_key` names the newest attempt among them: the same due events never start two runs
+    from one sensor or schedule, and once a retry failed again its new attempt makes a new key.
+    """
+    if selector is None:
+        return None
+    events = selector.statement(service).subquery()
+    count, newest = session.execute(
+        select(func.count(distinct(events.c.id)), func.max(Submission.id)).select_from(events).join(
+            Submission, and_(Submission.event_cache_id == events.c.id, Submission.service_name == service)
+        )
+    ).one()
+    if not count:
+        return None
+    config = config_class(selector=RETRY_SELECTOR)
+    return dg.RunRequest(
+        run_key=f"{service}:{RETRY_SELECTOR}:{newest}",
+        run_config=run_config(service, config),
+        tags={TAG_INTEGRATION: service, **run_tags(config, trigger), TAG_RETRY_EVENTS: str(count)},
+    )
 
 
 def _after(column: Any, when: dt.datetime | None) -> list[Any]:

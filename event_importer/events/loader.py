@@ -1,12 +1,14 @@
 """Loading events into the cache from JSON, JSON arrays and JSON Lines, upserting by `source_url`.
 
 A bad record never stops the good ones: each is reported with where it is (file and line, or
-array index) and why, and the rest load. Records are validated as `EventData` and written a chunk
-at a time.
+array index) and why, and the rest load. Files are read as a stream (`events.jsonstream`), records
+are validated as `EventData` and written a chunk at a time, so memory does not grow with the file.
+A `source_url` given twice in one load is reported as a duplicate; the later record is kept.
 """
 
 import datetime as dt
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,12 +21,12 @@ from sqlalchemy import insert, select, update
 
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, utcnow
-from event_importer.events.model import EventData, describe_validation_error
+from event_importer.events.jsonstream import InvalidRecord, Record, stream_records
+from event_importer.events.model import EventData, describe_validation_error, quote
 from event_importer.events.restore import restore_loaded
 
 CHUNK_SIZE = 1000
 SAMPLES = "sample_events.json"
-TOO_DEEP = "not valid JSON: nested too deeply to be an event"
 
 
 def data_hash(data: dict[str, Any]) -> str:
@@ -34,21 +36,14 @@ def data_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class InvalidRecord:
-    location: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.reason}"
-
-
 @dataclass
 class LoadReport:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
     invalid: list[InvalidRecord] = field(default_factory=list)
+    # Records whose source_url an earlier record of the same load already gave; they still load.
+    duplicates: list[InvalidRecord] = field(default_factory=list)
     # Loaded again after their removal from the source; removed by a mirror load (events.removal).
     restored: int = 0
     removed: int = 0
@@ -60,63 +55,48 @@ class LoadReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "invalid": len(self.invalid),
+            "duplicates": len(self.duplicates),
             "restored": self.restored,
             "removed": self.removed,
         }
 
+    def as_json(self) -> dict[str, Any]:
+        """The counts, then each invalid and each duplicate record with its location and reason."""
+        return {
+            **self.counts,
+            "errors": [{"location": i.location, "reason": i.reason} for i in self.invalid],
+            "duplicate_records": [{"location": i.location, "reason": i.reason} for i in self.duplicates],
+        }
 
-Record = tuple[str, Any]
+    def merge(self, other: "LoadReport") -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.invalid += other.invalid
+        self.duplicates += other.duplicates
+        self.restored += other.restored
+        self.removed += other.removed
 
 
 def read_records(path: Path) -> Iterator[Record | InvalidRecord]:
-    """Each record of a JSON object, JSON array or JSON Lines file, with its location."""
+    """Each record of a JSON object, JSON array or JSON Lines file, with its location, read as a stream."""
     name = str(path)
     try:
-        # utf-8-sig: files saved by spreadsheet tools and Windows editors start with a byte order mark.
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        yield InvalidRecord(name, f"cannot read file: {exc}")
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the generator is done with it
+    except OSError as exc:
+        yield InvalidRecord(name, f"cannot read file: {exc.strerror or exc}")
         return
-    yield from parse_records(text, name)
-
-
-def parse_records(text: str, name: str) -> Iterator[Record | InvalidRecord]:
-    """Records from text holding one JSON value or JSON Lines; `name` prefixes each location."""
-    text = text.removeprefix("\ufeff")
-    stripped = text.lstrip()
-    if not stripped:
-        yield InvalidRecord(name, "no events: the file is empty")
-        return
-    if stripped[0] == "[":
+    with handle:
         try:
-            array = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield InvalidRecord(f"{name}:{exc.lineno}", f"not valid JSON: {exc.msg} (column {exc.colno})")
-            return
-        except RecursionError:
-            yield InvalidRecord(name, TOO_DEEP)
-            return
-        for index, item in enumerate(array):
-            yield f"{name}[{index}]", item
-        return
-    try:
-        single = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        yield from _json_lines(text, name)
-        return
-    yield name, single
+            yield from stream_records(handle, name)
+        except OSError as exc:
+            yield InvalidRecord(name, f"cannot read file: {exc.strerror or exc}")
 
 
-def _json_lines(text: str, name: str) -> Iterator[Record | InvalidRecord]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{name}:{lineno}", json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield InvalidRecord(f"{name}:{lineno}", f"not valid JSON: {exc.msg} (column {exc.colno})")
-        except RecursionError:
-            yield InvalidRecord(f"{name}:{lineno}", TOO_DEEP)
+def parse_records(data: bytes | str, name: str) -> Iterator[Record | InvalidRecord]:
+    """Records from a JSON value or JSON Lines held in memory; `name` prefixes each location."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return stream_records(io.BytesIO(raw), name)
 
 
 def validate_record(location: str, value: Any) -> EventData | InvalidRecord:
@@ -129,30 +109,48 @@ def validate_record(location: str, value: Any) -> EventData | InvalidRecord:
 
 
 def load_events(database: Database, records: Iterable[Record | InvalidRecord]) -> LoadReport:
-    """Validate and upsert records, a chunk per transaction; report what happened to each."""
+    """Validate and upsert records, a chunk per transaction; report what happened to each.
+
+    Within one load, a second record with the same (normalised) `source_url` replaces the first, as a
+    later load would, and is reported as a duplicate; the counts count each event once.
+    """
     report = LoadReport()
     chunk: dict[str, dict[str, Any]] = {}
+    # Where each event of this load was first given, by a digest of its URL: the one structure that
+    # grows with the input, by about 150 bytes an event.
+    first_seen: dict[bytes, str] = {}
+    counted: set[str] = set()  # events of this chunk already counted by an earlier chunk
     for record in records:
-        checked = record if isinstance(record, InvalidRecord) else validate_record(*record)
+        if isinstance(record, InvalidRecord):
+            report.invalid.append(record)
+            continue
+        location = record[0]
+        checked = validate_record(location, record[1])
         if isinstance(checked, InvalidRecord):
             report.invalid.append(checked)
             continue
+        url = checked.source_url
+        key = hashlib.blake2b(url.encode(), digest_size=16).digest()
+        if (first := first_seen.get(key)) is None:
+            first_seen[key] = location
+        else:
+            report.duplicates.append(
+                InvalidRecord(location, f"the same source_url as {first} ({quote(url)}); this later record is kept")
+            )
+            if url not in chunk:
+                counted.add(url)
         if checked.imported_at is None:
             checked.imported_at = dt.datetime.now(dt.UTC)
-        if checked.source_url in chunk:
-            # The same event twice in one chunk: the later one wins, as it would across chunks.
-            _upsert(database, chunk, report)
-            chunk = {}
-        chunk[checked.source_url] = checked.to_json()
+        chunk[url] = checked.to_json()
         if len(chunk) >= CHUNK_SIZE:
-            _upsert(database, chunk, report)
-            chunk = {}
+            _upsert(database, chunk, counted, report)
+            chunk, counted = {}, set()
     if chunk:
-        _upsert(database, chunk, report)
+        _upsert(database, chunk, counted, report)
     return report
 
 
-def _upsert(database: Database, chunk: dict[str, dict[str, Any]], report: LoadReport) -> None:
+def _upsert(database: Database, chunk: dict[str, dict[str, Any]], counted: set[str], report: LoadReport) -> None:
     now = utcnow()
     with database.session() as session:
         existing = {
@@ -170,17 +168,23 @@ def _upsert(database: Database, chunk: dict[str, dict[str, Any]], report: LoadRe
                 new_rows.append(
                     {"source_url": url, "data": data, "data_hash": digest, "imported_at": now, "updated_at": now}
                 )
-            elif existing[url][1] != digest:
-                changed_rows.append({"id": existing[url][0], "data": data, "data_hash": digest, "updated_at": now})
             else:
-                report.unchanged += 1
+                if existing[url][1] != digest:
+                    changed_rows.append(
+                        {"id": existing[url][0], "data": data, "data_hash": digest, "updated_at": now}
+                    )
+                # A duplicate whose first record an earlier chunk counted is written, not counted again.
+                if url not in counted:
+                    if existing[url][1] != digest:
+                        report.updated += 1
+                    else:
+                        report.unchanged += 1
         if new_rows:
             session.execute(insert(EventCache), new_rows)
         if changed_rows:
             session.execute(update(EventCache), changed_rows)
         report.restored += restore_loaded(session, existing, now)
         report.new += len(new_rows)
-        report.updated += len(changed_rows)
 
 
 def load_files(database: Database, paths: Iterable[Path]) -> LoadReport:

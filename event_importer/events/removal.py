@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, utcnow
 from event_importer.errors import UsageError
-from event_importer.events.loader import InvalidRecord, LoadReport, Record, load_events, read_records
+from event_importer.events.jsonstream import InvalidRecord, Record
+from event_importer.events.loader import LoadReport, load_events, read_records
+from event_importer.events.model import normalise_source_url
 from event_importer.integrations.chunks import chunked
 
 # URLs per UPDATE ... WHERE source_url IN (...): well under SQLite's and PostgreSQL's parameter limits.
@@ -33,13 +35,8 @@ _URLS_PER_STATEMENT = 500
 
 
 def url_key(url: str) -> str:
-    """A source URL compared as the loader stores it: stripped, scheme and host in lower case."""
-    url = url.strip()
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+    """A source URL compared as the model stores it (`normalise_source_url`), stripped."""
+    return normalise_source_url(url.strip())
 
 
 def url_host(url: str) -> str:
@@ -169,9 +166,9 @@ def remove_event(database: Database, url: str) -> Removal:
     key = url_key(url)
     with database.session() as session:
         columns = select(EventCache.id, EventCache.source_url, EventCache.removed_at)
-        row = session.execute(columns.where(EventCache.source_url == url.strip())).first()
+        row = session.execute(columns.where(EventCache.source_url == key)).first()
         if row is None:
-            # Stored with another case of scheme or host: one scan, for a command run by hand.
+            # Stored before the cache's keys were normalised: one scan, for a command run by hand.
             row = next((r for r in session.execute(columns) if url_key(r.source_url) == key), None)
         if row is None:
             raise UsageError(f"no cached event has the source URL {url.strip()[:200]!r}")

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from types import TracebackType
@@ -48,6 +49,21 @@ class ClientOptions:
 
 
 DEFAULT_OPTIONS = ClientOptions()
+
+# The HTTP status of the answer `BaseClient.send` returned, reported by the client in the task that
+# sent it: a context variable, so the concurrent sends of one run each see their own, and the
+# clients' answers (whatever shape each destination's has) need not carry it.
+_answer_status: ContextVar[int | None] = ContextVar("event_importer_answer_status", default=None)
+
+
+def report_http_status(status: int | None) -> None:
+    """Tell the ledger the HTTP status of the answer being returned (`HttpClient` does it for every 2xx)."""
+    _answer_status.set(status)
+
+
+def reported_http_status() -> int | None:
+    """The status last reported in this task by `report_http_status`."""
+    return _answer_status.get()
 
 
 class BaseSelector(ABC):
@@ -305,11 +321,15 @@ class BaseSubmitter(ABC):
         dry_run: bool = False,
         client: BaseClient | None = None,
         progress: ProgressCallback | None = None,
+        trigger: str | None = None,
     ) -> list[SubmissionResult]:
         """Send the valid payloads (or record them as dry runs) and record every outcome.
 
         Payloads are consumed a chunk at a time, so a packed sequence is never unpacked whole.
         Events that could not be transformed are recorded as failed with their reason.
+
+        Args:
+            trigger: who started the run (cli, api, schedule, sensor, ui), recorded with each attempt.
 
         Raises:
             ConfigurationError: the client is not configured (checked before anything is recorded).
@@ -317,7 +337,7 @@ class BaseSubmitter(ABC):
         from event_importer.integrations.sending import record_dry_runs, send_payloads
 
         ledger = SubmissionLedger(
-            database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after
+            database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after, trigger=trigger
         )
         if dry_run:
             return record_dry_runs(ledger, payloads, progress)

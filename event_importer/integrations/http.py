@@ -26,7 +26,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from event_importer import jsonbytes
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
-from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions
+from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions, report_http_status
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -273,7 +273,9 @@ class HttpClient(BaseClient):
         """The answer of a 2xx response (`parse_success`), else the error it means, raised."""
         status = response.status_code
         if 200 <= status < 300:
-            return self.parse_success(response)
+            answer = self.parse_success(response)
+            report_http_status(status)
+            return answer
         api_message = api_error_message(response)
         message = f"HTTP {status} from {self.service_name}: {api_message or response.reason_phrase or 'no message'}"
         if (hint := self.error_hint(response)) is not None:
@@ -296,6 +298,11 @@ def api_error_message(response: httpx.Response) -> str | None:
         body = response.json()
     except ValueError:
         return _snippet(response.text) or None
+    return body_error_message(body)
+
+
+def body_error_message(body: Any) -> str | None:
+    """The explanation a JSON error body gives in one of the common shapes, shortened; None if it gives none."""
     return _snippet(_find_message(body)) or None
 
 
@@ -335,4 +342,4 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-__all__ = ["HttpClient", "SubmissionError", "api_error_message"]
+__all__ = ["HttpClient", "SubmissionError", "api_error_message", "body_error_message"]

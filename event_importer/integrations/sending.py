@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from event_importer.db.models import SubmissionStatus
-from event_importer.errors import SubmissionError
-from event_importer.integrations.base import BaseClient, ProgressCallback
+from event_importer.db.models import FailureKind, SubmissionStatus
+from event_importer.errors import RetryableSubmissionError, SubmissionError
+from event_importer.integrations.base import BaseClient, ProgressCallback, report_http_status, reported_http_status
 from event_importer.integrations.chunks import chunked
 from event_importer.integrations.records import Outcome, Payload, SubmissionResult
 from event_importer.ledger import Claim, ClaimRequest, FinalRecord, SubmissionLedger
@@ -49,8 +49,10 @@ def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: Subm
             p.event.data_hash,
             p.event.attempts,
             status,
-            response={"payload": p.body} if p.body is not None else None,
             error=p.error or p.skipped,
+            payload=p.body,
+            # An event that cannot be transformed fails the same way until its data changes.
+            failure_kind=FailureKind.PERMANENT if status is SubmissionStatus.FAILED else None,
             operation=p.event.operation,
         )
         for p in payloads
@@ -219,15 +221,37 @@ async def send_payloads(
 
 
 async def _attempt(client: BaseClient, payload: Payload, claim: Claim) -> LedgerOutcome:
+    # The payload goes in the ledger with the outcome, so every attempt shows what was sent.
+    sent = payload.body
+    report_http_status(None)
     try:
         response = await client.send(payload)
     except SubmissionError as exc:
-        return LedgerOutcome(claim.submission_id, SubmissionStatus.FAILED, http_status=exc.status, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a client bug on one event must not lose the others
+        kind = FailureKind.TRANSIENT if isinstance(exc, RetryableSubmissionError) else FailureKind.PERMANENT
         return LedgerOutcome(
-            claim.submission_id, SubmissionStatus.FAILED, error=f"client failed: {type(exc).__name__}: {exc}"
+            claim.submission_id,
+            SubmissionStatus.FAILED,
+            http_status=exc.status,
+            error=str(exc),
+            payload=sent,
+            failure_kind=kind,
         )
-    return LedgerOutcome(claim.submission_id, SubmissionStatus.SUCCESS, response=response)
+    except Exception as exc:  # noqa: BLE001 - a client bug on one event must not lose the others
+        # Permanent: the same code would fail the same way on the next run.
+        return LedgerOutcome(
+            claim.submission_id,
+            SubmissionStatus.FAILED,
+            error=f"client failed: {type(exc).__name__}: {exc}",
+            payload=sent,
+            failure_kind=FailureKind.PERMANENT,
+        )
+    return LedgerOutcome(
+        claim.submission_id,
+        SubmissionStatus.SUCCESS,
+        http_status=reported_http_status(),
+        response=response,
+        payload=sent,
+    )
 
 
 def _sent(payload: Payload, claim: Claim, outcome: LedgerOutcome) -> SubmissionResult:

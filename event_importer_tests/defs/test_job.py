@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from event_importer.db.models import Submission
+from event_importer.db.models import EventCache, Submission
 from event_importer.defs import integration_defs
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.lifecycle import DEFAULT_LIFECYCLE
@@ -90,7 +90,7 @@ def test_a_real_run_without_api_key_fails_before_selecting(instance, cache_db, t
 
 
 def test_materializations_carry_counts_selector_and_a_results_table(instance, cache_db, ticketfairy_no_key):
-    add_events(cache_db, event_data(title="Rock | Roll\nNight"), event_data(title=None))
+    add_events(cache_db, event_data(title="Rock | Roll\nNight"), event_data(date=None))
     result = execute(instance, dry_run=True, selector="unsubmitted")
     assert result.success
     selected = metadata(result, FIRST_OP)
@@ -98,7 +98,7 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     assert selected["mode"].startswith("dry run")
     payloads = metadata(result, f"{SERVICE}__payloads")
     assert (payloads["transformed"], payloads["invalid"]) == (1, 1)
-    assert "title" in payloads["invalid_events"]
+    assert "date is required" in payloads["invalid_events"]
 
     results = metadata(result)
     assert {k: results[k] for k in ("selected", "transformed", "invalid", "submitted", "failed", "dry_run")} == {
@@ -114,9 +114,15 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     lines = table.splitlines()
     assert lines[0].startswith("| event | operation | outcome |")
     # The failure (with its reason) comes first; a `|` in a cell is escaped and the newline is gone.
-    assert "failed" in lines[2] and "title" in lines[2]
+    assert "failed" in lines[2] and "date is required" in lines[2]
     assert "Rock \\| Roll Night" in lines[3]
     assert all(line.count("|") - line.count("\\|") == 8 for line in lines[2:])
+    # Each failed event is named by id and source URL, and the metadata says how to see its history.
+    [failed] = [r for r in rows(cache_db, result.run_id) if r.error]
+    with cache_db.session() as session:
+        source_url = session.get(EventCache, failed.event_cache_id).source_url
+    assert f"| {failed.event_cache_id} | create | failed |" in lines[2] and source_url in lines[2]
+    assert results["history"].startswith(f"event-importer {SERVICE} history <event id or source_url>")
 
 
 def test_a_run_where_most_events_fail_fails_its_check(instance, cache_db, ticketfairy_env):

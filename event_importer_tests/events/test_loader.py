@@ -27,9 +27,11 @@ def test_object_array_and_json_lines(tmp_path, database):
     (tmp_path / "many.json").write_text(json.dumps([two, three]))
     (tmp_path / "lines.jsonl").write_text(json.dumps(four) + "\n\n" + json.dumps({**two, "title": "Changed"}) + "\n")
     report = load_files(database, [tmp_path / "one.json", tmp_path / "many.json", tmp_path / "lines.jsonl"])
-    assert report.counts == {"new": 4, "updated": 1, "unchanged": 0, "invalid": 0, "restored": 0, "removed": 0}
+    # `two` given twice in one load: one new event, holding the later record, and a duplicate reported.
+    assert report.counts == {"new": 4, "updated": 0, "unchanged": 0, "invalid": 0, "duplicates": 1, "restored": 0, "removed": 0}
+    assert [i.location for i in report.duplicates] == [f"{tmp_path / 'lines.jsonl'}:3"]
     again = load_files(database, [tmp_path / "one.json"])
-    assert again.counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0, "restored": 0, "removed": 0}
+    assert again.counts == {"new": 0, "updated": 0, "unchanged": 1, "invalid": 0, "duplicates": 0, "restored": 0, "removed": 0}
     assert count(database) == 4
 
 
@@ -74,7 +76,28 @@ def test_unparseable_files_are_reported_not_raised(tmp_path, database, text):
     path = tmp_path / "bad.json"
     path.write_text(text)
     report = load_files(database, [path])
-    assert report.new == 0 and len(report.invalid) == 1
+    assert report.new == 0 and report.invalid
+
+
+def test_events_in_the_event_importers_shapes_load_and_one_without_a_title_is_reported(tmp_path, database):
+    shaped = [
+        event_data(minimum_age="21+", time={"start": "9pm", "end": "2:30 AM", "timezone": "America/New_York"}),
+        event_data(minimum_age="All Ages", time={"start": "21:00:00"}, image_search={"query": "poster"}),
+        event_data(minimum_age=21, time={"start": "9:30 PM"}),
+    ]
+    untitled = {k: v for k, v in event_data().items() if k != "title"}
+    path = tmp_path / "importer.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in [shaped[0], untitled, shaped[1], shaped[2]]))
+
+    report = load_files(database, [path])
+
+    assert [str(i) for i in report.invalid] == [f"{path}:2: title: Field required"]
+    assert report.new == 3
+    with database.session() as session:
+        data = {row.source_url: row.data for row in session.scalars(select(EventCache))}
+    assert [data[e["source_url"]]["minimum_age"] for e in shaped] == ["21+", "All Ages", "21+"]
+    assert [data[e["source_url"]]["time"]["start"] for e in shaped] == ["21:00", "21:00", "21:30"]
+    assert data[shaped[0]["source_url"]]["time"]["end"] == "02:30"
 
 
 def test_hostile_content_is_stored_verbatim(database, tmp_path):

@@ -270,7 +270,7 @@ def test_the_cli_has_its_group_with_the_standard_and_its_own_commands(plugin):
     group_help = invoke(NAME, "--help")
     assert group_help.exit_code == 0, group_help.output
     commands = set(re.findall(r"^  (\S+)", group_help.stdout.split("Commands:", 1)[1], re.MULTILINE))
-    assert commands == {"submit", "status", "retry-failed", "ping"}
+    assert commands == {"submit", "status", "retry-failed", "history", "ping"}
     assert "--selector" in invoke(NAME, "submit", "--help").stdout
     assert invoke(NAME, "ping").stdout == "pong: needs PLUGIN_DEMO_URL, PLUGIN_DEMO_TOKEN\n"
 

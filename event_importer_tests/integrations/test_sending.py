@@ -120,6 +120,14 @@ def test_an_untransformable_event_is_recorded_failed_while_the_rest_are_sent(sta
     by_outcome = {r.outcome for r in report.results}
     assert by_outcome == {Outcome.SUCCESS, Outcome.FAILED}
     assert all(statuses(database)[i] == ["success"] for i in ids)
+    # Its data is what fails: later runs wait for new data rather than retrying it on their own.
+    from sqlalchemy import select
+
+    from event_importer.db.models import Submission
+
+    with database.session() as session:
+        kinds = session.execute(select(Submission.status, Submission.failure_kind).distinct()).all()
+    assert sorted(kinds, key=str) == [("failed", "permanent"), ("success", None)]
 
 
 def test_a_payload_that_is_not_json_fails_alone_with_the_reason(stand_in, database, monkeypatch):

@@ -37,14 +37,13 @@ def test_every_event_sent_once_and_recorded(stand_in, database):
 
 def test_one_rejected_or_broken_event_fails_alone_with_its_reason(stand_in, database):
     rejected = event_data(title="Rejected show")
-    untitled = event_data(title=None)
-    untitled["date"] = "not-a-date"
+    undated = event_data(date="not-a-date")
     ids = add_events(database, event_data(), rejected, event_data())
     # Bypass the loader's validation, as a row written by another tool could.
     with database.session() as session:
         from event_importer.db.models import EventCache
 
-        session.add(EventCache(source_url="https://events.example.org/raw", data=untitled, data_hash="x"))
+        session.add(EventCache(source_url="https://events.example.org/raw", data=undated, data_hash="x"))
     stand_in.add_fault(Fault.reject(422, "Venue is not allowed"), match="Rejected show", times=None)
     report = submitter_for(stand_in).submit_events(database, "all")
     by_url = {r.source_url: r for r in report.results}

@@ -1,7 +1,8 @@
 """Stores each event's VCALENDAR in a CalDAV calendar collection by HTTP PUT.
 
 CalDAV stores a calendar object resource with a plain PUT (RFC 4791, section 5.3.2), so this is an
-`HttpClient` with basic auth and no CalDAV library. Each event goes to `<collection>/<uid>.ics`,
+`HttpClient` with basic auth (none when no user name is set, for servers without authentication)
+and no CalDAV library. Each event goes to `<collection>/<uid>.ics`,
 its UID being stable per event, and the PUT is unconditional: sending an event again overwrites that
 one resource (201 the first time, 204 after), so a resend updates the calendar entry in place and
 never makes a second one. The flip side: edits made to the entry in a calendar app are overwritten
@@ -17,6 +18,7 @@ import httpx
 
 from event_importer.errors import ConfigurationError, RejectedSubmissionError
 from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
+from event_importer.integrations.caldav.settings import missing_settings
 from event_importer.integrations.http import HttpClient
 
 SERVICE_NAME = "caldav"
@@ -56,8 +58,7 @@ class CalDavClient(HttpClient):
         return f"CalDavClient(url={self._url!r}, username={self._username!r})"
 
     def check_configured(self) -> None:
-        values = {"CALDAV_URL": self._url, "CALDAV_USERNAME": self._username, "CALDAV_PASSWORD": self._password}
-        missing = [name for name, value in values.items() if not value]
+        missing = missing_settings(self._url, self._username, self._password)
         if missing:
             raise ConfigurationError(f"{', '.join(missing)} not set: needed to write events to the CalDAV calendar")
 
@@ -69,8 +70,10 @@ class CalDavClient(HttpClient):
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         """PUT one VCALENDAR (`{"uid", "ics"}`) and return `{"href", "etag", "status", "created"}`."""
         self.check_configured()
-        credentials = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
-        authorization = {"Authorization": f"Basic {credentials}"}
+        authorization: dict[str, str] = {}
+        if self._username:
+            credentials = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
+            authorization["Authorization"] = f"Basic {credentials}"
         url = self.resource_url(str(data["uid"]))
         if data.get("delete"):
             return await self._delete(url, authorization)

@@ -17,8 +17,12 @@ class CalDavSettings(IntegrationSettings):
         default=None,
         description="URL of the calendar collection (e.g. https://dav.example.org/alice/events/); required.",
     )
-    username: str | None = Field(default=None, description="User name for HTTP basic auth; required.")
-    password: SecretStr | None = Field(default=None, description="Password (or app password); required.")
+    username: str | None = Field(
+        default=None, description="User name for HTTP basic auth; unset for a server without authentication."
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Password (or app password); required with CALDAV_USERNAME."
+    )
     # Each event is PUT to the same resource every time, so a resend overwrites rather than duplicates.
     idempotent_writes: bool = Field(
         default=True, description="Whether the destination deduplicates resubmissions itself."
@@ -40,9 +44,16 @@ class CalDavSettings(IntegrationSettings):
         return checked
 
     def missing(self) -> list[str]:
-        values = {
-            "CALDAV_URL": self.url,
-            "CALDAV_USERNAME": self.username,
-            "CALDAV_PASSWORD": self.password.get_secret_value() if self.password else None,
-        }
-        return [name for name, value in values.items() if not value]
+        password = self.password.get_secret_value() if self.password else None
+        return missing_settings(self.url, self.username, password)
+
+
+def missing_settings(url: str | None, username: str | None, password: str | None) -> list[str]:
+    """What is still needed: the URL always; user name and password together or not at all
+    (a server without authentication needs neither)."""
+    missing = [] if url else ["CALDAV_URL"]
+    if password and not username:
+        missing.append("CALDAV_USERNAME")
+    if username and not password:
+        missing.append("CALDAV_PASSWORD")
+    return missing

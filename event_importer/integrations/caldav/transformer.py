@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from event_importer.errors import TransformError
-from event_importer.events.model import EventData
+from event_importer.events.model import EventData, minimum_age_label
 from event_importer.events.status import EventStatus
 from event_importer.integrations.base import BaseTransformer
 from event_importer.integrations.lifecycle import Operation
@@ -39,6 +39,7 @@ UID_DOMAIN = "event-importer"
 PRODID = "-//event-importer//CalDAV integration//EN"
 
 _ONE_DAY = dt.timedelta(days=1)
+_UTC = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 _LOOKS_LIKE_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z][a-zA-Z0-9]*|!--)[^<>]*>")
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
 
@@ -56,7 +57,7 @@ class CalDavTransformer(BaseTransformer):
         """`{"uid": ..., "ics": <VCALENDAR text>}` for one event seen without its history (SEQUENCE 0).
 
         Raises:
-            TransformError: the event has no title or no date, without which there is no entry.
+            TransformError: the event has no date, without which there is no entry.
         """
         return self._calendar(event_data, sequence=0, cancelled=False)
 
@@ -68,8 +69,6 @@ class CalDavTransformer(BaseTransformer):
 
     def _calendar(self, event_data: dict[str, Any], *, sequence: int, cancelled: bool) -> dict[str, Any]:
         event = self.parse(event_data)
-        if not event.title:
-            raise TransformError("no title: a calendar entry needs one for its SUMMARY")
         if event.date is None:
             raise TransformError("no date: a calendar entry needs one for its DTSTART")
         uid = event_uid(event.source_url)
@@ -83,9 +82,9 @@ class CalDavTransformer(BaseTransformer):
         vevent.add("sequence", sequence)
         vevent.add("status", _ical_status(EventStatus.CANCELLED if cancelled else event.status))
         vevent.add("summary", event.title)
-        vevent.add("dtstart", start)
+        add_time(vevent, "dtstart", start)
         if end is not None:
-            vevent.add("dtend", end)
+            add_time(vevent, "dtend", end)
         if location := location_text(event):
             vevent.add("location", location)
         if event.location and event.location.coordinates:
@@ -113,6 +112,19 @@ def _ical_status(status: EventStatus) -> str:
     if status is EventStatus.CANCELLED:
         return "CANCELLED"
     return "TENTATIVE" if status is EventStatus.POSTPONED else "CONFIRMED"
+
+
+def add_time(vevent: icalendar.Event, name: str, value: dt.date | dt.datetime) -> None:
+    """Add DTSTART or DTEND, a zoned time always with its own TZID.
+
+    icalendar writes a time in a zone it holds equivalent to UTC (Atlantic/Reykjavik, Africa/Abidjan,
+    ...) as a `Z` time, which drops the zone the event is in: the local time goes in with the TZID
+    as a parameter instead. A time in UTC itself stays a `Z` time.
+    """
+    if isinstance(value, dt.datetime) and isinstance(value.tzinfo, ZoneInfo) and value.tzinfo.key not in _UTC:
+        vevent.add(name, value.replace(tzinfo=None), parameters={"TZID": value.tzinfo.key})
+    else:
+        vevent.add(name, value)
 
 
 def event_span(event: EventData) -> tuple[dt.date | dt.datetime, dt.date | dt.datetime | None]:
@@ -158,8 +170,8 @@ def description_text(event: EventData) -> str:
         lines.append(f"Promoters: {', '.join(event.promoters)}")
     if event.cost:
         lines.append(f"Cost: {event.cost}")
-    if event.minimum_age is not None:
-        lines.append(f"Minimum age: {event.minimum_age}")
+    if age := minimum_age_label(event.minimum_age):
+        lines.append(age)
     if event.ticket_url:
         lines.append(f"Tickets: {event.ticket_url}")
     if event.status is not EventStatus.SCHEDULED:

@@ -6,7 +6,7 @@ from sqlalchemy import Select, or_
 
 from event_importer.db.models import EventCache
 from event_importer.integrations.base import BaseSelector
-from event_importer.integrations.standard_selectors import UnsubmittedSelector
+from event_importer.states import unsubmitted
 
 
 class UpcomingUnsubmittedSelector(BaseSelector):
@@ -16,4 +16,4 @@ class UpcomingUnsubmittedSelector(BaseSelector):
         today = dt.date.today().isoformat()
         date = EventCache.data["date"].as_string()
         end_date = EventCache.data["end_date"].as_string()
-        return UnsubmittedSelector().statement(service_name).where(or_(date >= today, end_date >= today))
+        return unsubmitted(service_name).where(or_(date >= today, end_date >= today))

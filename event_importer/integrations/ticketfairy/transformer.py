@@ -11,7 +11,8 @@ Imported events rarely spell all of that out, so the rules for what is missing l
 - no image: the `image` key is left out, not sent as null, so a strictly typed API cannot
   reject null where it expects a URL.
 
-Nothing is invented: a missing title, date or timezone is a `TransformError`, never a placeholder.
+Nothing is invented: a missing date or timezone is a `TransformError`, never a placeholder (the
+title is required by `EventData` itself).
 Every text that goes into `details` is HTML-escaped, since titles and descriptions come from
 pages we do not control.
 """
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from event_importer.errors import TransformError
-from event_importer.events.model import EventData, Images, Location
+from event_importer.events.model import EventData, Images, Location, minimum_age_label
 from event_importer.integrations.base import BaseTransformer
 from event_importer.timezones import resolve_event_timezone
 
@@ -41,8 +42,6 @@ class TicketFairyTransformer(BaseTransformer):
 
     def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
         event = self.parse(event_data)
-        if not event.title:
-            raise TransformError("title is required by TicketFairy")
         if event.date is None:
             raise TransformError("date is required by TicketFairy")
         timezone = resolve_event_timezone(event)
@@ -123,7 +122,7 @@ def format_details(event: EventData) -> str:
     paragraphs = [
         *_descriptions(event),
         _labelled("Cost", event.cost),
-        _minimum_age(event.minimum_age),
+        minimum_age_label(event.minimum_age),
         _labelled("Lineup", _listing(event.lineup)),
         _labelled("Presented by", _listing(event.promoters)),
         _labelled("Genres", _listing(event.genres)),
@@ -148,12 +147,6 @@ def _summarises(short: str, long: str) -> bool:
 
 def _labelled(label: str, text: str | None) -> str:
     return f"{label}: {text}" if text else ""
-
-
-def _minimum_age(age: int | None) -> str:
-    if age is None:
-        return ""
-    return "All ages" if age == 0 else f"Minimum age: {age}+"
 
 
 def _listing(items: Iterable[str]) -> str:

@@ -1,4 +1,4 @@
-"""Webhook: POST each event as JSON, signed with HMAC-SHA256, to any HTTP endpoint."""
+"""Webhook: POST each event as Standard Webhooks-signed JSON to any HTTP endpoint."""
 
 from event_importer.integrations.webhook.client import verify_signature
 

@@ -1,23 +1,30 @@
-"""POSTs signed JSON to the webhook URL, and the signature scheme receivers verify.
+"""POSTs signed JSON to the webhook URL, signed as the Standard Webhooks specification says.
 
-Each request carries
+Each request carries (https://www.standardwebhooks.com, "Verifying webhooks")
 
-    Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>." + body)>
-    Idempotency-Key: <hex SHA-256 of "webhook:<id>:<data_hash>">
+    webhook-id: <the idempotency key below>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>
+    Idempotency-Key: <hex SHA-256 of "webhook:<id>:<version>"> (`delivery_version`)
 
-in the manner of Stripe's and GitHub's signatures. The HMAC covers the timestamp and the exact body
-bytes, so a receiver verifies the raw body before parsing it, and rejects timestamps further than a
-tolerance (five minutes by default) from its own clock, which bounds how long a captured request can
-be replayed. Every attempt is signed afresh: a retry after a long `Retry-After` is still fresh. The
-header may hold several `v1=` entries (a receiver accepts any that matches), which leaves room for
-rotating the secret. The idempotency key is the same for every delivery of one version of one event,
-retries and resends included, so a receiver can drop what it already has; a new version gets a new key,
-and so do a cancellation and a deletion (a deletion carries the last version's data, whose `created`
-or `updated` delivery the receiver already has).
+so any Standard Webhooks library verifies a delivery. The key is the secret's bytes: a secret in the
+specification's form `whsec_<base64>` is base64-decoded (what the libraries do with such a string);
+any other secret is used as its UTF-8 bytes (give the libraries those bytes, e.g. Python's
+`Webhook(secret.encode())`). The HMAC covers the id, the timestamp and the exact body bytes, so a
+receiver verifies the raw body before parsing it, and rejects timestamps further than a tolerance
+(five minutes by default) from its own clock, which bounds how long a captured request can be
+replayed. Every attempt is signed afresh: a retry after a long `Retry-After` is still fresh. The
+signature header may hold several space-separated signatures (a receiver accepts any that matches),
+which leaves room for rotating the secret. The id is the same for every delivery of one version of
+one event, retries and resends included, as the specification asks, so a receiver can drop what it
+already has; a new version gets a new id, and so do a cancellation and a deletion (a deletion
+carries the last version's data, whose `created` or `updated` delivery the receiver already has).
 
 Any 2xx answer is success, whatever its body: many receivers answer `204` or a plain `ok`.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -28,39 +35,72 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from event_importer import jsonbytes
 from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.http import HttpClient
 
 SERVICE_NAME = "webhook"
-SIGNATURE_HEADER = "Webhook-Signature"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_VERSION = "v1"
+SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_S = 300
 # Enough of a receiver's non-JSON answer to recognise it in the submission record.
 ANSWER_TEXT_LIMIT = 500
 
 
-def signature_header(secret: str | bytes, body: bytes, *, timestamp: int | None = None) -> str:
-    """The `Webhook-Signature` value for `body`, signed now (or at `timestamp`)."""
+def signing_key(secret: str | bytes) -> bytes:
+    """The HMAC key of a secret: `whsec_<base64>` decoded, any other text as its UTF-8 bytes.
+
+    Raises:
+        ConfigurationError: the secret starts with `whsec_` but the rest is not base64 (the message
+            names the setting, never the value).
+    """
+    if isinstance(secret, bytes):
+        return secret
+    if secret.startswith(SECRET_PREFIX):
+        # Decoded as the Standard Webhooks libraries decode it (padding optional), so both ends agree.
+        try:
+            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "==")
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ConfigurationError(
+                "WEBHOOK_SECRET: starts with whsec_ but the rest is not base64; give a whsec_ secret "
+                "as generated, or a plain secret without the prefix"
+            )
+        return key
+    return secret.encode()
+
+
+def signature_headers(
+    secret: str | bytes, message_id: str, body: bytes, *, timestamp: int | None = None
+) -> dict[str, str]:
+    """The `webhook-id`, `webhook-timestamp` and `webhook-signature` headers for `body`, signed now."""
     t = int(time.time()) if timestamp is None else timestamp
-    return f"t={t},{SIGNATURE_VERSION}={_hmac(secret, t, body)}"
+    signature = _sign(signing_key(secret), message_id, t, body)
+    return {ID_HEADER: message_id, TIMESTAMP_HEADER: str(t), SIGNATURE_HEADER: f"{SIGNATURE_VERSION},{signature}"}
 
 
 def verify_signature(
     secret: str | bytes,
     body: bytes | str,
-    header: str | None,
+    headers: Mapping[str, str],
     *,
     tolerance: float = DEFAULT_TOLERANCE_S,
     now: float | None = None,
 ) -> bool:
-    """Whether `header` is a valid, fresh signature of `body` made with `secret`.
+    """Whether `headers` carry a valid, fresh Standard Webhooks signature of `body` made with `secret`.
+
+    For receivers without a Standard Webhooks library; with one, use it.
 
     Args:
-        secret: the shared `WEBHOOK_SECRET`.
+        secret: the shared `WEBHOOK_SECRET` (`whsec_...` or plain, as configured on the sender).
         body: the request body exactly as received (verify before parsing: re-serialised JSON differs).
-        header: the `Webhook-Signature` header value.
+        headers: the request's headers (names in any case).
         tolerance: largest accepted difference, in seconds, between the signature's timestamp and
             `now`, either way; older requests are treated as replays.
         now: the receiver's current Unix time; default: the clock.
@@ -68,28 +108,28 @@ def verify_signature(
     Returns:
         True when the timestamp is within the tolerance and a `v1` signature matches.
     """
-    if not header:
+    lower = {name.lower(): value for name, value in headers.items()}
+    message_id, stamp, header = (lower.get(n) for n in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
+    if not message_id or not stamp or not header:
         return False
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                return False
-        elif key == SIGNATURE_VERSION:
-            signatures.append(value)
-    if timestamp is None or not signatures:
+    try:
+        timestamp = int(stamp)
+    except ValueError:
         return False
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         return False
+    try:
+        key = signing_key(secret)
+    except ConfigurationError:
+        return False
     raw = body.encode() if isinstance(body, str) else body
-    expected = _hmac(secret, timestamp, raw)
+    expected = _sign(key, message_id, timestamp, raw)
+    candidates = [
+        value for version, _, value in (item.partition(",") for item in header.split()) if version == SIGNATURE_VERSION
+    ]
     # Every candidate is compared (a list, not a short-circuiting generator), each in constant time.
-    return any([hmac.compare_digest(expected, candidate) for candidate in signatures])  # noqa: C419
+    return any([hmac.compare_digest(expected, candidate) for candidate in candidates])  # noqa: C419
 
 
 def idempotency_key(event_id: str, data_hash: str, *, service: str = SERVICE_NAME) -> str:
@@ -101,8 +141,14 @@ def delivery_version(body: Mapping[str, Any]) -> str:
     """What the idempotency key identifies besides the event: its version, and what happened to it
     unless that is a plain creation or update (which share a key, as a resend may be either)."""
     action = body.get("event")
-    version = str(body["data_hash"])
+    version = str(body.get("data_hash"))
     return version if action in (None, "created", "updated") else f"{version}:{action}"
+
+
+def message_id(body: bytes) -> str:
+    """The `webhook-id` of a body this client encoded: its idempotency key, read back from the body."""
+    data = jsonbytes.loads(body)
+    return idempotency_key(str(data.get("id")), delivery_version(data))
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -110,9 +156,9 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _hmac(secret: str | bytes, timestamp: int, body: bytes) -> str:
-    key = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def _sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
 
 
 class WebhookClient(HttpClient):
@@ -127,6 +173,7 @@ class WebhookClient(HttpClient):
     ) -> None:
         self._url = url
         self._secret = secret
+        self._key = b""
         super().__init__(
             service_name=SERVICE_NAME,
             # Requests go to the absolute URL as given: a base URL would gain a trailing slash.
@@ -144,6 +191,8 @@ class WebhookClient(HttpClient):
         missing = [name for name, value in (("WEBHOOK_URL", self._url), ("WEBHOOK_SECRET", self._secret)) if not value]
         if missing:
             raise ConfigurationError(f"{' and '.join(missing)} not set: needed to send events to the webhook")
+        assert self._secret is not None
+        self._key = signing_key(self._secret)
 
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         self.check_configured()
@@ -157,8 +206,7 @@ class WebhookClient(HttpClient):
     def request_headers(self, content: bytes | None) -> Mapping[str, str]:
         # Signed per attempt, not once per event in `submit`: a retry may come minutes later
         # (Retry-After), and its timestamp must still be within the receiver's tolerance.
-        assert self._secret is not None
-        return {SIGNATURE_HEADER: signature_header(self._secret, content or b"")}
+        return signature_headers(self._key, message_id(content or b"{}"), content or b"")
 
     def parse_success(self, response: httpx.Response) -> dict[str, Any]:
         # Any 2xx is success, whatever its body; the body is kept when there is one.

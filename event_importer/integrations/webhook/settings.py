@@ -3,6 +3,7 @@
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from event_importer.errors import ConfigurationError
 from event_importer.events.model import check_http_url
 from event_importer.settings import ENV_FILE, IntegrationSettings
 
@@ -12,13 +13,26 @@ class WebhookSettings(IntegrationSettings):
 
     url: str | None = Field(default=None, description="Endpoint every event is POSTed to; required to send.")
     secret: SecretStr | None = Field(
-        default=None, description="Shared secret for the HMAC-SHA256 signature; required to send."
+        default=None,
+        description="Secret of the Standard Webhooks signature: whsec_<base64> or any text; required to send.",
     )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return check_http_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from event_importer.integrations.webhook.client import signing_key
+
+            try:
+                signing_key(value.get_secret_value())
+            except ConfigurationError:
+                raise ValueError("starts with whsec_ but the rest is not base64") from None
+        return value
 
     def missing(self) -> list[str]:
         missing = [] if self.url else ["WEBHOOK_URL"]

@@ -1,4 +1,7 @@
-"""Shapes one event as the webhook's JSON body: `{"type", "event", "id", "data", "data_hash"}`.
+"""Shapes one event as the webhook's JSON body: `{"type", "event", "id", "data", "data_hash", "timezone"}`.
+
+`timezone` is the event's IANA zone as TicketFairy and CalDAV get it: the source's own, else the one
+resolved offline from its location (coordinates, city, state or country); null when neither says.
 
 `type` says what happened, in the `<resource>.<action>` form webhook receivers route on:
 
@@ -20,6 +23,7 @@ from event_importer.events.loader import data_hash
 from event_importer.integrations.base import BaseTransformer
 from event_importer.integrations.lifecycle import Operation
 from event_importer.integrations.records import EventRef
+from event_importer.timezones import resolve_event_timezone
 
 ACTIONS = {
     Operation.CREATE: "created",
@@ -52,4 +56,5 @@ class WebhookTransformer(BaseTransformer):
             "id": event_id(event.source_url),
             "data": event.to_json(),
             "data_hash": digest,
+            "timezone": resolve_event_timezone(event),
         }

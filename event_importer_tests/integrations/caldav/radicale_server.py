@@ -5,7 +5,8 @@ replaces or duplicates, which VTIMEZONE it keeps) is the behaviour under test, a
 only repeat our own assumptions. Radicale starts in well under a second, so one server serves a
 whole test module (see the `radicale` fixture in `test_caldav.py`), each test writing to a calendar
 collection of its own (`new_calendar`).
-Authentication is htpasswd with a plain-text file, so wrong credentials are really refused.
+Authentication is htpasswd with a plain-text file, so wrong credentials are really refused; with
+`auth=False` the server has none (and lets anyone write anywhere), as some deployments do.
 """
 
 import socket
@@ -36,8 +37,9 @@ def _free_port() -> int:
 class RadicaleServer:
     """`with RadicaleServer(folder) as server:` serves until the block ends."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, auth: bool = True) -> None:
         self.folder = folder
+        self.auth = auth
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._log = folder / "radicale.log"
@@ -46,6 +48,17 @@ class RadicaleServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         users = self.folder / "users"
         users.write_text(f"{USERNAME}:{PASSWORD}\n", encoding="utf-8")
+        rights = self.folder / "rights"
+        rights.write_text("[anyone]\nuser: .*\ncollection: .*\npermissions: RrWw\n", encoding="utf-8")
+        if self.auth:
+            auth = [
+                "--auth-type", "htpasswd",
+                "--auth-htpasswd-filename", str(users),
+                "--auth-htpasswd-encryption", "plain",
+                "--auth-delay", "0",  # a refused login is answered at once, not after a second
+            ]  # fmt: skip
+        else:
+            auth = ["--auth-type", "none", "--rights-type", "from_file", "--rights-file", str(rights)]
         for _ in range(attempts):
             port = _free_port()
             command = [
@@ -53,10 +66,7 @@ class RadicaleServer:
                 "--config", "",  # ignore any system or user configuration
                 "--server-hosts", f"127.0.0.1:{port}",
                 "--storage-filesystem-folder", str(self.folder / "collections"),
-                "--auth-type", "htpasswd",
-                "--auth-htpasswd-filename", str(users),
-                "--auth-htpasswd-encryption", "plain",
-                "--auth-delay", "0",  # a refused login is answered at once, not after a second
+                *auth,
                 "--logging-level", "warning",
             ]  # fmt: skip
             with self._log.open("ab") as log:
@@ -100,7 +110,11 @@ class RadicaleServer:
     def new_calendar(self, name: str | None = None) -> str:
         """Create a calendar collection (MKCALENDAR) under the test user and return its URL."""
         url = f"{self.url}/{USERNAME}/{name or uuid.uuid4().hex[:12]}/"
-        response = httpx.request("MKCALENDAR", url, auth=(USERNAME, PASSWORD), timeout=5.0)
+        auth = (USERNAME, PASSWORD) if self.auth else None
+        if not self.auth:
+            # A login creates the user's own collection; without one, it is made here.
+            httpx.request("MKCOL", f"{self.url}/{USERNAME}/", timeout=5.0)
+        response = httpx.request("MKCALENDAR", url, auth=auth, timeout=5.0)
         if response.status_code != 201:
             raise RuntimeError(f"MKCALENDAR {url} answered {response.status_code}: {response.text}")
         return url

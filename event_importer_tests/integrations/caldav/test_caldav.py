@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import caldav
 import httpx
+import icalendar
 import pytest
 
 from event_importer.errors import (
@@ -29,6 +30,7 @@ from event_importer.integrations.caldav.transformer import (
 )
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.records import Outcome
+from event_importer.ledger import AttemptRecord
 from event_importer_tests.factories import add_events, event_data, submission_rows
 from event_importer_tests.integrations.caldav.radicale_server import (
     PASSWORD,
@@ -56,9 +58,10 @@ def calendar_url(radicale, monkeypatch):
     return url
 
 
-def read_back(url):
+def read_back(url, *, auth=True):
     """Every entry of the calendar, as a CalDAV client sees it: {UID: (href, VEVENT)}."""
-    with caldav.DAVClient(url=url, username=USERNAME, password=PASSWORD) as client:
+    credentials = {"username": USERNAME, "password": PASSWORD} if auth else {}
+    with caldav.DAVClient(url=url, **credentials) as client:
         objects = client.calendar(url=url).get_events()
     entries = {str(o.icalendar_component["UID"]): (str(o.url), o.icalendar_component) for o in objects}
     assert len(entries) == len(objects), "two resources share a UID"
@@ -79,15 +82,15 @@ def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_databas
         time={"start": "11:00", "end": "14:00"},  # no timezone: resolved from the coordinates
         location={"city": "New York", "country": "US", "coordinates": {"lat": 40.7306, "lng": -74.0005}},
     )
-    untitled = event_data(title=None)
-    add_events(sqlite_database, club_night, festival, brunch, untitled)
+    undated = event_data(date=None)
+    add_events(sqlite_database, club_night, festival, brunch, undated)
 
     report = CalDavSubmitter().submit_events(sqlite_database, "unsubmitted")
 
     assert report.counts["submitted"] == 3 and report.counts["invalid"] == 1
     [failed] = [r for r in report.results if r.outcome is Outcome.FAILED]
-    assert failed.source_url == untitled["source_url"]
-    assert failed.error == "no title: a calendar entry needs one for its SUMMARY"
+    assert failed.source_url == undated["source_url"]
+    assert failed.error == "no date: a calendar entry needs one for its DTSTART"
 
     entries = read_back(calendar_url)
     assert set(entries) == {event_uid(e["source_url"]) for e in (club_night, festival, brunch)}
@@ -118,12 +121,40 @@ def test_events_are_stored_as_vevents_and_read_back(calendar_url, sqlite_databas
 
     # The stored answer points at the entry the server reports, and nothing stored holds the password.
     ids = {r.source_url: r.event_id for r in report.results if r.outcome is Outcome.SUCCESS}
-    stored = {row[0]: row[4] for row in submission_rows(sqlite_database) if row[1] == "success"}
+    rows = submission_rows(sqlite_database)
+    stored = {row[0]: AttemptRecord.from_json(row[4]).answer for row in rows if row[1] == "success"}
     stored = {url: stored[event_id] for url, event_id in ids.items()}
     assert stored[club_night["source_url"]]["href"] == href
     assert stored[club_night["source_url"]]["created"] is True
     assert stored[club_night["source_url"]]["etag"]
     assert PASSWORD not in repr(submission_rows(sqlite_database))
+
+
+def test_no_authentication_and_zones_always_at_utc_keep_their_tzid(tmp_path, sqlite_database, monkeypatch):
+    harpa_time = {"start": "21:00", "end": "23:30", "timezone": "Atlantic/Reykjavik"}
+    reykjavik = event_data(title="Harpa night", time=harpa_time)
+    # No timezone given: resolved from the city, another zone icalendar holds equivalent to UTC.
+    ivory_coast = {"city": "Abidjan", "country": "CI"}
+    abidjan = event_data(title="Abidjan live", time={"start": "20:00"}, location=ivory_coast)
+    add_events(sqlite_database, reykjavik, abidjan)
+    with RadicaleServer(tmp_path / "open-radicale", auth=False) as server:
+        url = server.new_calendar()
+        monkeypatch.setenv("CALDAV_URL", url)
+        submitter = CalDavSubmitter()
+        assert submitter.missing_settings() == []
+
+        report = submitter.submit_events(sqlite_database, "unsubmitted")
+
+        assert report.counts["submitted"] == 2, report.results
+        assert all(r.http_status == 201 for r in report.results)
+        entries = read_back(url, auth=False)
+    _, harpa = entries[event_uid(reykjavik["source_url"])]
+    assert harpa["DTSTART"].params["TZID"] == "Atlantic/Reykjavik"
+    assert harpa.start == dt.datetime(2027, 3, 14, 21, 0, tzinfo=ZoneInfo("Atlantic/Reykjavik"))
+    assert harpa.end == dt.datetime(2027, 3, 14, 23, 30, tzinfo=ZoneInfo("Atlantic/Reykjavik"))
+    _, live = entries[event_uid(abidjan["source_url"])]
+    assert live["DTSTART"].params["TZID"] == "Africa/Abidjan"
+    assert live.start == dt.datetime(2027, 3, 14, 20, 0, tzinfo=ZoneInfo("Africa/Abidjan"))
 
 
 def test_a_changed_event_updates_its_one_entry_in_place(calendar_url, database):
@@ -145,7 +176,8 @@ def test_a_changed_event_updates_its_one_entry_in_place(calendar_url, database):
     assert updated.end == dt.datetime(2027, 3, 15, 6, 0, tzinfo=BERLIN)
     rows = [r for r in submission_rows(database) if r[0] == event_id]
     assert [r[1] for r in rows] == ["success", "success"]
-    assert rows[-1][4]["status"] == 204 and rows[-1][4]["created"] is False
+    answer = AttemptRecord.from_json(rows[-1][4]).answer
+    assert answer["status"] == rows[-1][2] == 204 and answer["created"] is False
     assert CalDavSubmitter().submit_events(database, "changed").selected == 0
     assert CalDavSubmitter().submit_events(database, "unsubmitted").selected == 0
 
@@ -182,9 +214,17 @@ def test_a_url_that_is_no_calendar_is_named_as_the_likely_cause(radicale, sqlite
 def test_missing_settings_stop_the_run_before_anything_is_sent(sqlite_database, monkeypatch):
     add_events(sqlite_database, event_data())
     submitter = CalDavSubmitter()
-    assert submitter.missing_settings() == ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"]
-    with pytest.raises(ConfigurationError, match="CALDAV_URL, CALDAV_USERNAME, CALDAV_PASSWORD not set"):
+    # A server without authentication needs the URL alone; a user name and password go together.
+    assert submitter.missing_settings() == ["CALDAV_URL"]
+    with pytest.raises(ConfigurationError, match="CALDAV_URL not set"):
         submitter.submit_events(sqlite_database, "unsubmitted")
+    monkeypatch.setenv("CALDAV_USERNAME", USERNAME)
+    assert CalDavSubmitter().missing_settings() == ["CALDAV_URL", "CALDAV_PASSWORD"]
+    monkeypatch.delenv("CALDAV_USERNAME")
+    monkeypatch.setenv("CALDAV_PASSWORD", PASSWORD)
+    with pytest.raises(ConfigurationError, match="CALDAV_URL, CALDAV_USERNAME not set"):
+        CalDavSubmitter().submit_events(sqlite_database, "unsubmitted")
+    monkeypatch.delenv("CALDAV_PASSWORD")
     assert submission_rows(sqlite_database) == []
 
     monkeypatch.setenv("CALDAV_URL", "ftp://dav.example.org/cal/")
@@ -258,13 +298,18 @@ def test_event_span(overrides, start, end):
     assert getattr(got_start, "tzinfo", None) == getattr(start, "tzinfo", None)
 
 
+def test_an_event_without_a_date_cannot_be_an_entry():
+    with pytest.raises(TransformError, match="^no date: "):
+        CalDavTransformer().transform(event_data(date=None))
+
+
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
-    [({"title": None}, "no title"), ({"title": "  "}, "no title"), ({"date": None}, "no date")],
+    ("age", "line"), [("21", "Minimum age: 21+"), (21, "Minimum age: 21+"), ("family", "All Ages")]
 )
-def test_an_event_without_title_or_date_cannot_be_an_entry(overrides, reason):
-    with pytest.raises(TransformError, match=f"^{reason}: "):
-        CalDavTransformer().transform(event_data(**overrides))
+def test_the_minimum_age_is_shown_as_text(age, line):
+    ics = CalDavTransformer().transform(event_data(minimum_age=age))["ics"]
+    description = icalendar.Calendar.from_ical(ics).walk("VEVENT")[0]["DESCRIPTION"]
+    assert line in description.splitlines()
 
 
 def test_plain_text_and_location():

@@ -80,14 +80,15 @@ def test_submitter_sends_the_transformed_samples(stand_in, database, monkeypatch
     monkeypatch.setenv("TICKETFAIRY_API_KEY", TEST_API_KEY)
     monkeypatch.setenv("TICKETFAIRY_API_URL", stand_in.url)
     submitter = discover().get("ticketfairy").create_submitter()
-    events = [event_data(), event_data(title=None)]
+    events = [event_data(minimum_age="21"), event_data(date=None)]
     add_events(database, *events)
     report = submitter.submit_events(database, "unsubmitted")
     assert report.counts["submitted"] == 1 and report.counts["failed"] == 1
     [failure] = [r for r in report.results if r.error]
-    assert failure.error == "title is required by TicketFairy"
+    assert failure.error == "date is required by TicketFairy"
     [record] = stand_in.accepted
     assert record["body"]["data"]["attributes"]["title"] == events[0]["title"]
+    assert "<p>Minimum age: 21+</p>" in record["body"]["data"]["attributes"]["details"]
 
 
 def test_submitter_without_key_is_a_configuration_error_before_sending(stand_in, database, monkeypatch):

@@ -1,8 +1,10 @@
 """The webhook integration end to end against a real receiver on 127.0.0.1 that keeps each request's
 exact bytes, because the signature is over those bytes: the body's shape, `created` then `updated`
-through the `changed` selector, signatures that verify with the secret and fail when anything is off,
+through the `changed` selector, Standard Webhooks signatures that the `standardwebhooks` library (the
+receiver's verifier) and our own `verify_signature` accept, and that fail when anything is off,
 idempotency keys per version, any 2xx as success, and a clear failure for the rest."""
 
+import base64
 import hashlib
 import json
 import threading
@@ -14,18 +16,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from event_importer.db.models import EventCache
 from event_importer.errors import ConfigurationError
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.records import Outcome
 from event_importer.integrations.webhook import verify_signature
-from event_importer.integrations.webhook.client import signature_header
+from event_importer.integrations.webhook.client import signature_headers
 from event_importer.integrations.webhook.submitter import WebhookSubmitter
+from event_importer.ledger import AttemptRecord
 from event_importer_tests.factories import add_events, current_hash, event_data, submission_rows
 
 # A distinctive value, so a search for it in rows, messages and reprs cannot match by accident.
 SECRET = "whsec-test-5b2f0e9d41c7"
+# The same kind of secret in the specification's form: whsec_ and 24 random bytes in base64.
+WHSEC_KEY = bytes(range(7, 31))
+WHSEC_SECRET = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
+
+
+def standard_verify(secret: str | bytes, request: "Received") -> Any:
+    """What a receiver using the Standard Webhooks library does: the parsed body, or an exception."""
+    return Webhook(secret).verify(request.body, request.headers)
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def stored_data(database, event_id):
 
 
 def test_each_event_is_posted_as_signed_json(receiver, database):
-    events = [event_data(), event_data(cost="12 EUR")]
+    events = [event_data(), event_data(cost="12 EUR", minimum_age=21)]
     ids = add_events(database, *events)
 
     report = submit(database)
@@ -130,9 +142,14 @@ def test_each_event_is_posted_as_signed_json(receiver, database):
             "id": hashlib.sha1(event["source_url"].encode()).hexdigest(),
             "data": stored_data(database, event_id),
             "data_hash": current_hash(database, event_id),
+            "timezone": "Europe/Berlin",
         }
-        assert verify_signature(SECRET, request.body, request.headers["webhook-signature"])
+        # A plain secret: the receiver gives the library its bytes.
+        assert standard_verify(SECRET.encode(), request) == request.json
+        assert verify_signature(SECRET, request.body, request.headers)
         assert len(request.headers["idempotency-key"]) == 64
+        assert request.headers["webhook-id"] == request.headers["idempotency-key"]
+    assert by_url[events[1]["source_url"]].json["data"]["minimum_age"] == "21+"
     assert SECRET not in repr(submission_rows(database))
 
 
@@ -168,27 +185,64 @@ def test_the_idempotency_key_is_the_same_for_every_delivery_of_one_version(recei
     assert [r.json["event"] for r in receiver.received] == ["created", "created", "updated", "updated"]
 
 
+def test_a_whsec_secret_verifies_with_the_standard_webhooks_library(receiver, sqlite_database, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_SECRET", WHSEC_SECRET)
+    reykjavik = {"city": "Reykjavik", "country": "Iceland"}
+    add_events(sqlite_database, event_data(time={"start": "21:00"}, location=reykjavik))
+
+    assert submit(sqlite_database).counts["submitted"] == 1
+
+    [request] = receiver.received
+    body = standard_verify(WHSEC_SECRET, request)
+    # The zone the source did not give, resolved from the location as TicketFairy and CalDAV get it.
+    assert body["timezone"] == "Atlantic/Reykjavik"
+    assert verify_signature(WHSEC_SECRET, request.body, request.headers)
+    assert verify_signature(WHSEC_KEY, request.body, request.headers)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        standard_verify(WHSEC_SECRET.encode(), request)  # the text of a whsec_ secret is not the key
+    assert WHSEC_SECRET not in repr(submission_rows(sqlite_database))
+
+
+def test_a_whsec_secret_that_is_not_base64_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec_***")
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET: starts with whsec_ but the rest is not base64") as e:
+        WebhookSubmitter()
+    assert "***" not in str(e.value)
+
+
 def test_the_signature_fails_with_a_wrong_secret_a_changed_body_or_an_old_timestamp(receiver, sqlite_database):
     add_events(sqlite_database, event_data())
     submit(sqlite_database)
     [request] = receiver.received
-    header = request.headers["webhook-signature"]
-    t = int(header.split(",")[0].removeprefix("t="))
+    headers = request.headers
+    t = int(headers["webhook-timestamp"])
     assert abs(t - time.time()) < 60
+    assert headers["webhook-signature"].startswith("v1,")
 
-    assert verify_signature(SECRET, request.body, header)
-    assert verify_signature(SECRET.encode(), request.body.decode(), header, now=t + 300)
-    assert not verify_signature("another-secret", request.body, header)
-    assert not verify_signature(SECRET, request.body.replace(b'"created"', b'"updated"'), header)
-    assert not verify_signature(SECRET, request.body + b" ", header)
-    assert not verify_signature(SECRET, request.body, header, now=t + 301)  # a replay, too late
-    assert not verify_signature(SECRET, request.body, header, now=t - 301)
-    assert not verify_signature(SECRET, request.body, header.replace(f"t={t}", f"t={t + 1}"), now=t)
-    for malformed in ("", None, f"t={t}", "v1=abc", f"t=soon,v1={header.split('v1=')[1]}"):
-        assert not verify_signature(SECRET, request.body, malformed)
-    # Several v1 entries (a secret being rotated): any one that matches will do.
-    rotated = f"{signature_header('old-secret', request.body, timestamp=t)},v1={header.split('v1=')[1]}"
+    assert verify_signature(SECRET, request.body, headers)
+    assert verify_signature(SECRET.encode(), request.body.decode(), headers, now=t + 300)
+    assert not verify_signature("another-secret", request.body, headers)
+    assert not verify_signature(SECRET, request.body.replace(b'"created"', b'"updated"'), headers)
+    assert not verify_signature(SECRET, request.body + b" ", headers)
+    assert not verify_signature(SECRET, request.body, headers, now=t + 301)  # a replay, too late
+    assert not verify_signature(SECRET, request.body, headers, now=t - 301)
+    assert not verify_signature(SECRET, request.body, {**headers, "webhook-timestamp": str(t + 1)}, now=t)
+    assert not verify_signature(SECRET, request.body, {**headers, "webhook-id": "another"}, now=t)
+    for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        assert not verify_signature(SECRET, request.body, {k: v for k, v in headers.items() if k != name})
+    for malformed in ("", "v1", "v1,", "v2," + headers["webhook-signature"][3:], "v1=abc"):
+        assert not verify_signature(SECRET, request.body, {**headers, "webhook-signature": malformed})
+    assert not verify_signature(SECRET, request.body, {**headers, "webhook-timestamp": "soon"})
+    # The library agrees on the bad cases.
+    with pytest.raises(WebhookVerificationError):
+        standard_verify(b"another-secret", request)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET.encode()).verify(request.body + b" ", request.headers)
+    # Several signatures, space-separated (a secret being rotated): any one that matches will do.
+    old = signature_headers("old-secret", headers["webhook-id"], request.body, timestamp=t)["webhook-signature"]
+    rotated = {**headers, "webhook-signature": f"{old} {headers['webhook-signature']}"}
     assert verify_signature(SECRET, request.body, rotated, now=t)
+    assert Webhook(SECRET.encode()).verify(request.body, rotated) == request.json
 
 
 def test_any_2xx_is_success_with_the_status_recorded(receiver, sqlite_database):
@@ -204,12 +258,15 @@ def test_any_2xx_is_success_with_the_status_recorded(receiver, sqlite_database):
     report = submitter.submit_events(sqlite_database, "unsubmitted")
 
     assert report.counts["submitted"] == 3
-    responses = {event_id: response for event_id, status, _, _, response in submission_rows(sqlite_database)}
-    assert [responses[i] for i in ids] == [
+    rows = {i: (http, AttemptRecord.from_json(stored)) for i, _, http, _, stored in submission_rows(sqlite_database)}
+    assert [rows[i][1].answer for i in ids] == [
         {"status": 204},
         {"status": 200, "text": "ok"},
         {"status": 202, "body": {"queued": True}},
     ]
+    # Each answer's HTTP status is in the ledger's own column too, as for failures.
+    assert [rows[i][0] for i in ids] == [204, 200, 202]
+    assert [r.http_status for r in sorted(report.results, key=lambda r: r.event_id)] == [204, 200, 202]
 
 
 def test_a_4xx_is_recorded_as_failed_with_status_and_message_and_retried_by_the_failed_selector(
@@ -245,9 +302,10 @@ def test_each_retry_is_signed_afresh(receiver, sqlite_database):
     first, second = receiver.received
     assert first.body == second.body
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
-    t1, t2 = (int(r.headers["webhook-signature"].split(",")[0][2:]) for r in (first, second))
+    t1, t2 = (int(r.headers["webhook-timestamp"]) for r in (first, second))
     assert t2 > t1
-    assert all(verify_signature(SECRET, r.body, r.headers["webhook-signature"]) for r in (first, second))
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert all(standard_verify(SECRET.encode(), r) == r.json for r in (first, second))
 
 
 def test_missing_settings_are_a_configuration_error_before_any_request(sqlite_database, monkeypatch):
@@ -303,5 +361,5 @@ def test_cli_submit_then_changed_sends_created_then_updated(receiver, tmp_path, 
     assert created.json["id"] == updated.json["id"]
     assert updated.json["data"]["title"] == "Warehouse night (moved)"
     for delivery in (created, updated):
-        assert verify_signature(SECRET, delivery.body, delivery.headers["webhook-signature"])
+        assert standard_verify(SECRET.encode(), delivery) == delivery.json
     assert created.headers["idempotency-key"] != updated.headers["idempotency-key"]
