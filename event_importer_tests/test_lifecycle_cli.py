@@ -103,7 +103,9 @@ def test_webhook_gets_event_cancelled_and_event_deleted(receiver, tmp_path):
     assert (delete.json["type"], delete.json["event"]) == ("event.deleted", "deleted")
     assert delete.json["id"] == created_2.json["id"] and delete.json["data"]["title"] == "Closing"
     for delivery in receiver.received:
-        assert verify_signature(SECRET, delivery.body, delivery.headers["webhook-signature"])
+        assert verify_signature(SECRET, delivery.body, delivery.headers)
+        # The Standard Webhooks id is the idempotency key: one per delivery of one version and kind.
+        assert delivery.headers["webhook-id"] == delivery.headers["idempotency-key"]
     # Stable ids, and a key per delivery: the deletion carries the version the receiver has.
     assert delete.json["data_hash"] == created_2.json["data_hash"]
     assert len({d.headers["idempotency-key"] for d in receiver.received}) == 4

@@ -109,8 +109,8 @@ def test_transient_failures_are_retried_after_a_growing_delay_up_to_the_limit(
     from sqlalchemy import select
 
     from event_importer.db.models import Submission
-    from event_importer.states import integration_status
     from event_importer.settings import get_settings
+    from event_importer.states import integration_status
     from event_importer_tests.standin import Fault
 
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_ATTEMPTS", "3")

@@ -34,12 +34,15 @@ from event_importer_tests.factories import event_data
     ],
 )
 def test_schema_org_status_forms_are_read(given, status):
-    assert EventData.model_validate({"source_url": "https://a.example/1", "status": given}).status == status
+    given_event = {"source_url": "https://a.example/1", "title": "A", "status": given}
+    assert EventData.model_validate(given_event).status == status
 
 
 def test_an_unknown_status_is_an_error_naming_the_field_and_the_choices():
     with pytest.raises(ValidationError) as caught:
-        EventData.model_validate({"source_url": "https://a.example/1", "status": "EventSoldOut" + "x" * 500})
+        EventData.model_validate(
+            {"source_url": "https://a.example/1", "title": "A", "status": "EventSoldOut" + "x" * 500}
+        )
     [error] = caught.value.errors()
     assert error["loc"] == ("status",)
     assert "unknown event status 'EventSoldOut" in error["msg"] and "cancelled" in error["msg"]
@@ -47,7 +50,7 @@ def test_an_unknown_status_is_an_error_naming_the_field_and_the_choices():
 
 
 def test_previous_start_keeps_a_date_or_a_date_and_time():
-    base = {"source_url": "https://a.example/1", "status": "rescheduled"}
+    base = {"source_url": "https://a.example/1", "title": "A", "status": "rescheduled"}
     assert EventData.model_validate({**base, "previous_start": "2027-03-14"}).to_json()["previous_start"] == (
         "2027-03-14"
     )
