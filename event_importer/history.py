@@ -21,7 +21,7 @@ from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import EventNotFoundError
 from event_importer.integrations.discovery import Integration
 from event_importer.ledger import AttemptRecord
-from event_importer.states import STATES
+from event_importer.states import STATES, sends_unsent_cancelled
 
 REDACTED = "***"
 
@@ -42,11 +42,14 @@ class Attempt:
     data_hash: str
     payload: Any
     answer: Any
+    #: What the attempt was for the destination: create, update, cancel or remove.
+    operation: str = "create"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "submission_id": self.submission_id,
             "attempt": self.attempt,
+            "operation": self.operation,
             "status": self.status,
             "created_at": _iso(self.created_at),
             "finished_at": _iso(self.finished_at),
@@ -84,6 +87,7 @@ def event_json(event: EventCache) -> dict[str, Any]:
         "data_hash": event.data_hash,
         "imported_at": _iso(event.imported_at),
         "updated_at": _iso(event.updated_at),
+        "removed_at": _iso(event.removed_at),
         "data": event.data,
     }
 
@@ -113,19 +117,23 @@ def attempts(session: Session, integration: Integration, event_id: int) -> list[
                 data_hash=row.data_hash,
                 payload=_redact(record.payload, secrets),
                 answer=_redact(record.answer, secrets),
+                operation=row.operation,
             )
         )
     return result
 
 
-def state_of(session: Session, service: str, event_id: int) -> dict[str, Any]:
-    """The event's state at `service` by the shared definitions of `event_importer.states`.
+def state_of(session: Session, integration: Integration, event_id: int) -> dict[str, Any]:
+    """The event's state at `integration` by the shared definitions of `event_importer.states`.
 
-    `state` is the one exclusive state it is in; `changed` whether it is also in `changed`.
+    `state` is the one exclusive state it is in; `changed`, `removed` and `exhausted` whether it is
+    also in those.
     """
+    include_cancelled = sends_unsent_cancelled(integration)
 
     def holds(name: str) -> bool:
-        statement = STATES[name].statement(service).where(EventCache.id == event_id).limit(1)
+        state = STATES[name].select(integration.name, include_cancelled=include_cancelled)
+        statement = state.where(EventCache.id == event_id).limit(1)
         only_id = statement.with_only_columns(EventCache.id, maintain_column_froms=True)
         return session.execute(only_id).first() is not None
 
@@ -143,7 +151,7 @@ def integration_history(database: Database, integration: Integration, ref: str |
     with database.session() as session:
         event = find_event(session, ref)
         found = attempts(session, integration, event.id)
-        state = state_of(session, integration.name, event.id)
+        state = state_of(session, integration, event.id)
         summary = {"id": event.id, "source_url": event.source_url, "title": _title(event), "data_hash": event.data_hash}
     return {"service": integration.name, "event": summary, **state, "attempts": [a.to_json() for a in found]}
 
@@ -165,7 +173,7 @@ def event_overview(database: Database, integrations: Iterable[Integration], ref:
                 # The overview names the latest attempt; `history` has its payload and answer.
                 latest = {k: v for k, v in latest.items() if k not in ("payload", "answer")}
             destinations[integration.name] = {
-                **state_of(session, integration.name, event.id),
+                **state_of(session, integration, event.id),
                 "attempts": len(real),
                 "dry_runs": len(found) - len(real),
                 "latest_attempt": latest,

@@ -73,6 +73,7 @@ class ClaimRequest:
     event_id: int
     data_hash: str
     seen_attempts: int
+    operation: str = "create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class FinalRecord:
-    """An attempt that needs no claim because nothing is sent: a dry run or an event that failed to transform."""
+    """An attempt that needs no claim because nothing is sent: a dry run, an event that failed to
+    transform, or one the destination's lifecycle rule skips."""
 
     event_id: int
     data_hash: str
@@ -109,6 +111,7 @@ class FinalRecord:
     error: str | None = None
     payload: dict[str, Any] | None = None
     failure_kind: FailureKind | None = None
+    operation: str = "create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,7 @@ class SubmissionLedger:
             self._release_stale(session, ids)
             now = utcnow()
             rows = [
-                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, SubmissionStatus.PENDING, now)
+                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, SubmissionStatus.PENDING, now, r.operation)
                 for r in requests
             ]
             claimed = {
@@ -194,12 +197,19 @@ class SubmissionLedger:
         ]
 
     def _attempt_row(
-        self, event_id: int, data_hash: str, seen_attempts: int, status: SubmissionStatus, now: dt.datetime
+        self,
+        event_id: int,
+        data_hash: str,
+        seen_attempts: int,
+        status: SubmissionStatus,
+        now: dt.datetime,
+        operation: str,
     ) -> dict[str, Any]:
         return {
             "event_cache_id": event_id,
             "service_name": self.service_name,
             "status": status.value,
+            "operation": operation,
             "attempt": seen_attempts + 1,
             "data_hash": data_hash,
             "run_id": self.run_id,
@@ -282,9 +292,9 @@ class SubmissionLedger:
             session.execute(_FINISH, rows)
 
     def record(self, records: Iterable[FinalRecord]) -> list[int | None]:
-        """Write attempts that sent nothing (dry runs, events that could not be transformed).
+        """Write attempts that sent nothing (dry runs, events that could not be transformed, skips).
 
-        A failed record is a real attempt and takes the next attempt number as a claim would;
+        A failed or skipped record is a real attempt and takes the next attempt number as a claim would;
         None where another run took that number first.
         """
         records = list(records)
@@ -293,7 +303,7 @@ class SubmissionLedger:
         with self.database.session() as session:
             now = utcnow()
             rows = [
-                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now)
+                self._attempt_row(r.event_id, r.data_hash, r.seen_attempts, r.status, now, r.operation)
                 | {
                     "finished_at": now,
                     "response": AttemptRecord(self.trigger, r.payload, r.response).to_json(),

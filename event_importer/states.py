@@ -6,24 +6,44 @@ in `status` is by construction the number of events its selector would pick.
 
 Every state rests on the latest *real* attempt per (event, service): dry runs never count as an
 attempt, so an event with dry runs only is `unsubmitted` (the status report says how many of those
-had dry runs, as `dry_run_only`). `unsubmitted`, `success`, `failed` and `pending` partition the
-events; `changed` (the data changed since the latest success) and `exhausted` (transient failures
-that used up the automatic retries) overlap them. A new state (say, a
-cancelled event) is one more entry in `STATES`; the report and the selectors pick it up.
+had dry runs, as `dry_run_only`). `unsubmitted`, `withheld` (never sent and not to be: removed from
+its source, or cancelled before it was ever sent where the destination does not take those),
+`success`, `skipped` (the destination's lifecycle could not carry out the latest operation; a real
+outcome: nothing is left to send), `failed` and `pending` partition the events. `changed` (the data
+changed since the latest *settled* attempt, a success or a skip), `removed` (removed from the source
+since the destination last settled it: its removal is due) and `exhausted` (transient failures that
+used up the automatic retries) overlap them. A new state is one more entry in `STATES`; the report
+and the selectors pick it up.
+
+A statement takes the service's name and whether the destination sends cancelled events it never
+had (`Lifecycle.send_unsent_cancelled`); only `unsubmitted` and `withheld` depend on the latter.
 """
 
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Exists, Select, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, DateTime, Exists, Select, and_, case, func, literal, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from event_importer.db.engine import Database
-from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
+from event_importer.db.models import (
+    SETTLED_STATUSES,
+    EventCache,
+    FailureKind,
+    Submission,
+    SubmissionStatus,
+    utcnow,
+)
+from event_importer.errors import EventImporterError
+from event_importer.events.status import EventStatus
+from event_importer.integrations.lifecycle import Operation
 from event_importer.ledger import owner_alive
 from event_importer.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from event_importer.integrations.discovery import Integration
 
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
@@ -50,8 +70,8 @@ def with_attempt(service_name: str, attempt: type[Submission], *conditions: Any)
     return select(EventCache).join(attempt, joined).order_by(attempt.event_cache_id)
 
 
-def followed(service_name: str, attempt: type[Submission], *, by_success: bool = False) -> Exists:
-    """Whether a later real attempt (with `by_success`, a later success) follows `attempt`."""
+def followed(service_name: str, attempt: type[Submission], *, by_settled: bool = False) -> Exists:
+    """Whether a later real attempt (with `by_settled`, a later settled one) follows `attempt`."""
     later = aliased(Submission, name="later")
     # `SELECT later.id`, not `SELECT *`: SQLite then answers from the index alone.
     return (
@@ -61,7 +81,7 @@ def followed(service_name: str, attempt: type[Submission], *, by_success: bool =
             later.event_cache_id == attempt.event_cache_id,
             later.id > attempt.id,
             later.status != SubmissionStatus.DRY_RUN.value,
-            *([later.status == SubmissionStatus.SUCCESS.value] if by_success else []),
+            *([later.status.in_(SETTLED_STATUSES)] if by_settled else []),
         )
         .exists()
     )
@@ -73,7 +93,13 @@ def latest_attempt_in(service_name: str, status: SubmissionStatus) -> Select[Eve
     return with_attempt(service_name, latest, latest.status == status.value).where(~followed(service_name, latest))
 
 
-def unsubmitted(service_name: str) -> Select[EventCache]:
+def not_cancelled() -> ColumnElement[bool]:
+    """The event's status is not cancelled (no status means scheduled)."""
+    status = EventCache.data["status"].as_string()
+    return or_(status.is_(None), status != EventStatus.CANCELLED.value)
+
+
+def _never_attempted(service_name: str) -> Select[EventCache]:
     # `SELECT id`, not `SELECT *`: SQLite then answers from `ix_submissions_real` alone.
     attempted = (
         select(Submission.id)
@@ -81,6 +107,21 @@ def unsubmitted(service_name: str) -> Select[EventCache]:
         .exists()
     )
     return select(EventCache).where(~attempted)
+
+
+def _to_send(include_cancelled: bool) -> ColumnElement[bool]:
+    """An event never sent is to be sent: still in its source and, unless the destination takes
+    cancelled events it never had, not cancelled."""
+    in_source = EventCache.removed_at.is_(None)
+    return in_source if include_cancelled else and_(in_source, not_cancelled())
+
+
+def unsubmitted(service_name: str, include_cancelled: bool = False) -> Select[EventCache]:
+    return _never_attempted(service_name).where(_to_send(include_cancelled))
+
+
+def withheld(service_name: str, include_cancelled: bool = False) -> Select[EventCache]:
+    return _never_attempted(service_name).where(not_(_to_send(include_cancelled)))
 
 
 def pending(service_name: str) -> Select[EventCache]:
@@ -98,13 +139,26 @@ def pending(service_name: str) -> Select[EventCache]:
 
 
 def changed(service_name: str) -> Select[EventCache]:
-    success = aliased(Submission, name="latest_success")
+    """Events in their source whose data changed since their latest settled attempt (a status change
+    included), or that came back to their source after their removal was settled."""
+    settled = aliased(Submission, name="latest_settled")
     return with_attempt(
         service_name,
-        success,
-        success.status == SubmissionStatus.SUCCESS.value,
-        success.data_hash != EventCache.data_hash,
-    ).where(~followed(service_name, success, by_success=True))
+        settled,
+        settled.status.in_(SETTLED_STATUSES),
+        or_(settled.data_hash != EventCache.data_hash, settled.operation == Operation.REMOVE.value),
+    ).where(EventCache.removed_at.is_(None), ~followed(service_name, settled, by_settled=True))
+
+
+def removed(service_name: str) -> Select[EventCache]:
+    """Events removed from their source since this service last settled them: their removal is due."""
+    settled = aliased(Submission, name="latest_settled")
+    return with_attempt(
+        service_name,
+        settled,
+        settled.status.in_(SETTLED_STATUSES),
+        settled.operation != Operation.REMOVE.value,
+    ).where(EventCache.removed_at.is_not(None), ~followed(service_name, settled, by_settled=True))
 
 
 @dataclass(frozen=True)
@@ -205,22 +259,57 @@ class EventState:
     statement: Callable[[str], Select[EventCache]]
     #: Whether the state is one of those that partition the events (exactly one holds per event).
     exclusive: bool = True
+    #: The statement when it depends on whether the destination sends cancelled events it never had.
+    cancelled_rule: Callable[[str, bool], Select[EventCache]] | None = None
+
+    def select(self, service_name: str, *, include_cancelled: bool = False) -> Select[EventCache]:
+        """The events in this state at `service_name` (`include_cancelled`: see the module)."""
+        if self.cancelled_rule is not None:
+            return self.cancelled_rule(service_name, include_cancelled)
+        return self.statement(service_name)
 
 
 STATES: dict[str, EventState] = {
     state.name: state
     for state in (
-        EventState("unsubmitted", "never sent to this service (dry runs do not count)", unsubmitted),
+        EventState(
+            "unsubmitted",
+            "never sent to this service (dry runs do not count), and to be sent",
+            unsubmitted,
+            cancelled_rule=unsubmitted,
+        ),
+        EventState(
+            "withheld",
+            "never sent, and not to be: removed from the source, or cancelled before it was ever sent",
+            withheld,
+            cancelled_rule=withheld,
+        ),
         EventState(
             "success",
             "latest attempt accepted",
             lambda service: latest_attempt_in(service, SubmissionStatus.SUCCESS),
         ),
         EventState(
+            "skipped",
+            "latest operation skipped: the destination cannot carry it out, so nothing is left to send",
+            lambda service: latest_attempt_in(service, SubmissionStatus.SKIPPED),
+        ),
+        EventState(
             "failed", "latest attempt failed", lambda service: latest_attempt_in(service, SubmissionStatus.FAILED)
         ),
         EventState("pending", "latest attempt still pending (a live run, or one that was killed)", pending),
-        EventState("changed", "data changed since the latest successful submission", changed, exclusive=False),
+        EventState(
+            "changed",
+            "data changed since the latest settled (accepted or skipped) attempt",
+            changed,
+            exclusive=False,
+        ),
+        EventState(
+            "removed",
+            "removed from the source since the latest settled attempt: the removal is due",
+            removed,
+            exclusive=False,
+        ),
         EventState(
             "exhausted",
             "failed transiently until the automatic retries stopped (retry-failed or new data sends it again)",
@@ -231,8 +320,13 @@ STATES: dict[str, EventState] = {
 }
 
 
-def status_counts(database: Database, service_name: str, *, stale_after: float) -> dict[str, int]:
+def status_counts(
+    database: Database, service_name: str, *, stale_after: float, include_cancelled: bool = False
+) -> dict[str, int]:
     """Events by state at `service_name`: the keys of `STATES`, `events`, and two refinements.
+
+    `include_cancelled`: whether the destination sends cancelled events it never had (its
+    lifecycle's `send_unsent_cancelled`), as its selectors are built with.
 
     `dry_run_only` counts the `unsubmitted` events that have dry runs; `stale_pending` counts the
     `pending` events whose claim's process is gone (the `pending` selector takes those over).
@@ -251,8 +345,11 @@ def status_counts(database: Database, service_name: str, *, stale_after: float) 
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0
 
     with database.session() as session:
-        counts = {name: count(state.statement(service_name)) for name, state in STATES.items()}
-        counts["dry_run_only"] = count(unsubmitted(service_name).where(dry_runs))
+        counts = {
+            name: count(state.select(service_name, include_cancelled=include_cancelled))
+            for name, state in STATES.items()
+        }
+        counts["dry_run_only"] = count(unsubmitted(service_name, include_cancelled).where(dry_runs))
         claims = session.execute(
             pending(service_name).with_only_columns(
                 Submission.claimed_by, Submission.created_at, maintain_column_froms=True
@@ -263,12 +360,23 @@ def status_counts(database: Database, service_name: str, *, stale_after: float) 
     return counts
 
 
+def sends_unsent_cancelled(integration: "Integration") -> bool:
+    """Whether the integration's destination takes cancelled events it never had, as configured
+    (its class's declaration when its settings cannot be read)."""
+    try:
+        return integration.create_submitter().lifecycle_rules().send_unsent_cancelled
+    except EventImporterError:
+        return integration.submitter_class.lifecycle.send_unsent_cancelled
+
+
 def integration_status(service: str) -> dict[str, Any]:
     """Counts of the integration's events by state (see `status_counts`), with the service's name.
 
-    Keys: `service`, `events`, then each state of `STATES` (`unsubmitted`, `success`, `failed` and
-    `pending` add up to `events`; `changed` and `exhausted` overlap them), `dry_run_only` (of `unsubmitted`) and
-    `stale_pending` (of `pending`).
+    Keys: `service`, `events`, then each state of `STATES` (the exclusive ones, `unsubmitted`,
+    `withheld`, `success`, `skipped`, `failed` and `pending`, add up to `events`; `changed`,
+    `removed` and `exhausted` overlap them), `dry_run_only` (of `unsubmitted`) and `stale_pending`
+    (of `pending`). Counted with the destination's lifecycle rule for cancelled events it never had,
+    as its selectors are.
 
     Raises:
         IntegrationNotFoundError: no integration has that name.
@@ -277,9 +385,14 @@ def integration_status(service: str) -> dict[str, Any]:
     from event_importer.integrations.discovery import discover
     from event_importer.settings import get_settings
 
-    discover().get(service)
+    include_cancelled = sends_unsent_cancelled(discover().get(service))
     settings = get_settings()
     database = get_database(settings.resolved_database_url)
-    counts = status_counts(database, service, stale_after=settings.stale_claim_after)
+    counts = status_counts(
+        database,
+        service,
+        stale_after=settings.stale_claim_after,
+        include_cancelled=include_cancelled,
+    )
     ordered = ["events", *STATES, "dry_run_only", "stale_pending"]
     return {"service": service, **{key: counts[key] for key in ordered}}

@@ -89,18 +89,20 @@ def attempt(
     status: SubmissionStatus,
     run_id: str = "run",
     kind: FailureKind | None = None,
+    operation: str = "create",
 ) -> None:
-    """Record one finished attempt the way a run does: claim, then finish (or a final record for dry runs).
+    """Record one finished attempt the way a run does: claim, then finish (or a final record for dry
+    runs and skips, which send nothing).
 
     A failure is of `kind` (unset: NULL, as rows recorded before failure kinds existed).
     """
     ledger = SubmissionLedger(database, service, run_id)
     digest = current_hash(database, event_id)
     seen = ledger.attempt_counts([event_id]).get(event_id, 0)
-    if status is SubmissionStatus.DRY_RUN:
-        ledger.record([FinalRecord(event_id, digest, seen, status)])
+    if status in (SubmissionStatus.DRY_RUN, SubmissionStatus.SKIPPED):
+        ledger.record([FinalRecord(event_id, digest, seen, status, operation=operation)])
         return
-    [claim] = ledger.claim([ClaimRequest(event_id, digest, seen)])
+    [claim] = ledger.claim([ClaimRequest(event_id, digest, seen, operation)])
     assert claim is not None
     if status is not SubmissionStatus.PENDING:
         error = "boom" if status == "failed" else None

@@ -142,7 +142,7 @@ def test_a_dry_run_without_api_key_exits_0(cache_db, stand_in, monkeypatch):
     [
         (
             ["submit", "--selector", "bogus"],
-            "valid selectors: all, changed, exhausted, failed, pending, retry, unsubmitted, upcoming",
+            "valid selectors: all, changed, exhausted, failed, pending, removed, retry, unsubmitted, upcoming",
         ),
         (["submit", "--selector", "url"], "needs a url"),
         (["submit", "--limit", "0"], "0 is not in the range"),

@@ -58,11 +58,13 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     event_id = history["event"]["id"]
     assert history["event"]["source_url"] == url and history["state"] == "success" and not history["changed"]
     attempts = history["attempts"]
-    summary = [(a["status"], a["attempt"], a["run_id"], a["trigger"], a["http_status"]) for a in attempts]
+    summary = [
+        (a["status"], a["attempt"], a["operation"], a["run_id"], a["trigger"], a["http_status"]) for a in attempts
+    ]
     assert summary == [
-        ("dry_run", 1, dry["run_id"], "cli", None),
-        ("failed", 1, failed["run_id"], "cli", 422),
-        ("success", 2, retried["run_id"], "api", 204),
+        ("dry_run", 1, "create", dry["run_id"], "cli", None),
+        ("failed", 1, "create", failed["run_id"], "cli", 422),
+        ("success", 2, "create", retried["run_id"], "api", 204),
     ]
     sent = [r.json for r in receiver.received]  # the 422, the 503 and the 204: the same bytes each time
     assert len(sent) == 3 and sent[0] == sent[1] == sent[2]
@@ -79,9 +81,9 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
 
     text = cli("webhook", "history", str(event_id))
     assert "東京 Night 🎧" in text and "webhook: success; 3 attempts (dry runs included)" in text
-    assert f"dry run  run {dry['run_id']} (cli)" in text
-    assert f"attempt 1 failed HTTP 422  run {failed['run_id']} (cli)" in text
-    assert f"attempt 2 success HTTP 204  run {retried['run_id']} (api)" in text
+    assert f"dry run (create)  run {dry['run_id']} (cli)" in text
+    assert f"attempt 1 failed (create) HTTP 422  run {failed['run_id']} (cli)" in text
+    assert f"attempt 2 success (create) HTTP 204  run {retried['run_id']} (api)" in text
     assert "error: HTTP 422 from webhook: unknown venue" in text
     assert text.count("  payload: {") == 3 and '  answer: {"status": 204}' in text
 
@@ -93,6 +95,7 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     assert overview["destinations"]["ticketfairy"] == {
         "state": "unsubmitted",
         "changed": False,
+        "removed": False,
         "exhausted": False,
         "attempts": 0,
         "dry_runs": 0,
@@ -101,6 +104,25 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     assert api.get(f"/events/{event_id}", headers=AUTH).json() == overview
     shown = cli("events", "show", str(event_id))
     assert "webhook" in shown and "success" in shown and f"event-importer <destination> history {event_id}" in shown
+
+    # Removed from its source: its removal is due at the webhook, which has it, and TicketFairy,
+    # which never had it, withholds it; once sent, the removal is an attempt of its own.
+    cli("events", "remove", url)
+    removed = json.loads(cli("events", "show", url, "--json"))
+    assert removed["event"]["removed_at"]
+    assert (removed["destinations"]["webhook"]["state"], removed["destinations"]["webhook"]["removed"]) == (
+        "success",
+        True,
+    )
+    assert removed["destinations"]["ticketfairy"]["state"] == "withheld"
+    removed_text = cli("events", "show", str(event_id))
+    assert "removed from its source at" in removed_text and "removal" in removed_text
+    receiver.reply(Reply(204))
+    cli("webhook", "submit", "--selector", "removed", "--json")
+    after = json.loads(cli("webhook", "history", url, "--json"))
+    assert [(a["operation"], a["status"]) for a in after["attempts"]][-1] == ("remove", "success")
+    assert after["state"] == "success" and not after["removed"]
+    assert "attempt 3 success (remove) HTTP 204" in cli("webhook", "history", url)
 
     everything = json.dumps([history, overview]) + text + shown
     assert SECRET not in everything

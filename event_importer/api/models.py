@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from event_importer.events.model import check_http_url
+from event_importer.integrations.lifecycle import Operation
 from event_importer.integrations.records import Outcome
 from event_importer.settings import MAX_SHARDS
 from event_importer.states import STATES
@@ -147,6 +148,7 @@ class EventResult(BaseModel):
     source_url: str
     title: str | None
     outcome: Outcome
+    operation: Operation = Field(description="What was asked of the destination: create, update, cancel or remove.")
     attempt: int | None = Field(description="The attempt's number for this event and destination.")
     http_status: int | None = Field(description="The destination's HTTP status, when it answered.")
     error: str | None = Field(description="Why it failed, with the destination's own message when it gave one.")

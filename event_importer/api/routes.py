@@ -104,10 +104,12 @@ def integration_router(integration: Integration | str) -> APIRouter:
 
     @router.get("/status", response_model=IntegrationStatus)
     def status_() -> dict[str, Any]:
-        """Counts of events by their latest submission state for this integration."""
+        """Counts of events by their latest submission state for this integration, and what the
+        destination does for an update, a cancellation and a removal (`lifecycle`)."""
         from event_importer.states import integration_status
 
-        return integration_status(name)
+        lifecycle = integration.create_submitter().lifecycle_rules().describe()
+        return {**integration_status(name), "lifecycle": lifecycle}
 
     return router
 

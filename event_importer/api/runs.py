@@ -42,6 +42,7 @@ def result_json(result: SubmissionResult) -> dict[str, Any]:
         "source_url": result.source_url,
         "title": result.title,
         "outcome": result.outcome.value,
+        "operation": result.operation.value,
         "attempt": result.attempt,
         "http_status": result.http_status,
         "error": result.error,

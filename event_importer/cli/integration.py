@@ -57,7 +57,7 @@ def integration_group(integration: Integration | str) -> click.Group:
         "--selector",
         default="unsubmitted",
         show_default=True,
-        help="Which events: unsubmitted, failed, pending, changed, all, url, or one of the integration's own.",
+        help="Which events: unsubmitted, failed, pending, changed, removed, all, url, or one of the integration's own.",
     )
     @click.option("--url", default=None, help="Source URL of one event (for --selector url).")
     @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
@@ -124,12 +124,14 @@ def integration_group(integration: Integration | str) -> click.Group:
 def print_history(history: dict[str, Any]) -> None:
     """One block per attempt: what happened, then the payload sent and the answer, as compact JSON."""
     event = history["event"]
-    state = history["state"] + (", changed since its latest success" if history.get("changed") else "")
+    state = history["state"] + (", changed since its latest settled attempt" if history.get("changed") else "")
+    state += ", removed from its source: its removal is due" if history.get("removed") else ""
     count = len(history["attempts"])
     click.echo(f"event {event['id']} {event['title']!r} ({event['source_url']})")
     click.echo(f"{history['service']}: {state}; {count} attempt{'' if count == 1 else 's'} (dry runs included)")
     for a in history["attempts"]:
         label = "dry run" if a["status"] == "dry_run" else f"attempt {a['attempt']} {a['status']}"
+        label += f" ({a['operation']})"
         http = f" HTTP {a['http_status']}" if a["http_status"] is not None else ""
         run = f"run {a['run_id']}" + (f" ({a['trigger']})" if a["trigger"] else "") if a["run_id"] else "no run"
         click.echo(f"\n{a['created_at']}  {label}{http}  {run}")
@@ -201,6 +203,7 @@ def result_json(result: SubmissionResult) -> dict[str, Any]:
         "source_url": result.source_url,
         "title": result.title,
         "outcome": result.outcome.value,
+        "operation": result.operation.value,
         "attempt": result.attempt,
         "submission_id": result.submission_id,
         "http_status": result.http_status,
@@ -213,8 +216,10 @@ def print_results(results: list[SubmissionResult]) -> None:
         click.echo("no events selected")
         return
     shown = failures_first(results, TABLE_ROWS)
-    rows = [[r.event_id, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in shown]
-    click.echo(table(["event", "outcome", "http", "title", "error"], rows))
+    rows = [
+        [r.event_id, r.operation.value, r.outcome.value, r.http_status or "", r.title, r.error or ""] for r in shown
+    ]
+    click.echo(table(["event", "operation", "outcome", "http", "title", "error"], rows))
     if len(results) > TABLE_ROWS:
         click.echo(f"... {len(results) - TABLE_ROWS} more (use --json for all)")
 

@@ -35,12 +35,26 @@ def events() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--sample", is_flag=True, help="Load the bundled sample events.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool) -> None:
+@click.option(
+    "--mirror",
+    is_flag=True,
+    help="The file is the whole catalogue of one source: its events missing from the file are marked removed.",
+)
+@click.option("--source", default=None, help="With --mirror: the source's name (default: the URLs' one host).")
+def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool, mirror: bool, source: str | None) -> None:
     """Load events from JSON, JSON array or JSON Lines files (upsert by source_url).
 
     Exits 1 when any record was invalid; the valid ones are loaded all the same. A source_url given
     twice is reported as a duplicate (the later record is kept) without changing the exit code.
     """
+    from event_importer.cli.removal import print_load_report, run_mirror_load
+
+    if source is not None and not mirror:
+        fail("--source names the source of a --mirror load")
+    if mirror:
+        if sample:
+            fail("--mirror loads one file; --sample cannot be mirrored")
+        run_mirror_load(open_database(), paths, source, as_json)
     if not paths and not sample:
         fail("give one or more files, or --sample")
     database = open_database()
@@ -49,23 +63,22 @@ def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool) -> None:
         report.merge(load_samples(database))
     if paths:
         report.merge(load_files(database, paths))
-    if as_json:
-        print_json(report.as_json())
-    else:
-        _echo_load(report)
+    print_load_report(report, as_json)
     sys.exit(1 if report.invalid else 0)
 
 
-def _echo_load(report: LoadReport) -> None:
-    for issue in report.invalid:
-        click.echo(f"invalid: {issue}", err=True)
-    for issue in report.duplicates:
-        click.echo(f"duplicate: {issue}", err=True)
-    c = report.counts
-    click.echo(
-        f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['invalid']} invalid"
-        + (f", {c['duplicates']} duplicates" if c["duplicates"] else "")
-    )
+@events.command("remove")
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def events_remove(url: str, as_json: bool) -> None:
+    """Mark the event with this source URL as removed from its source (nothing is deleted).
+
+    Each destination then gets its removal, as its lifecycle rule says; loading the event again
+    restores it. Exits 1 when no cached event has that URL.
+    """
+    from event_importer.cli.removal import events_remove_command
+
+    events_remove_command(open_database(), url, as_json)
 
 
 @events.command("import-db")
@@ -78,6 +91,7 @@ def events_import_db(database_url: str, as_json: bool) -> None:
     what was sent there is not sent again. Importing again changes nothing. Exits 1 when any event
     or submission could not be imported; the rest are imported all the same.
     """
+    from event_importer.cli.removal import echo_load_report
     from event_importer.events.import_db import import_database
 
     try:
@@ -90,7 +104,7 @@ def events_import_db(database_url: str, as_json: bool) -> None:
     if as_json:
         print_json({**report.as_json(), "history": history.as_json()})
     else:
-        _echo_load(report)
+        echo_load_report(report)
         for issue in history.skipped:
             click.echo(f"invalid: {issue}", err=True)
         per_service = "; ".join(
@@ -125,6 +139,8 @@ def events_list(as_json: bool, limit: int | None) -> None:
                 "city": (e.data.get("location") or {}).get("city"),
                 "data_hash": e.data_hash,
                 "updated_at": e.updated_at.isoformat(),
+                "status": e.data.get("status", "scheduled"),
+                "removed_at": e.removed_at.isoformat() if e.removed_at else None,
                 **({"data": e.data} if as_json else {}),
             }
             for e in session.scalars(statement)
@@ -157,15 +173,19 @@ def events_show(event: str, as_json: bool) -> None:
         return
     found = overview["event"]
     click.echo(f"event {found['id']}: {found['source_url']} (updated {found['updated_at']})")
+    if found["removed_at"]:
+        click.echo(f"removed from its source at {found['removed_at']}")
     click.echo(json.dumps(found["data"], indent=2, ensure_ascii=False))
     rows = []
     for name, at in overview["destinations"].items():
         latest = at["latest_attempt"] or {}
+        due = "changed" if at["changed"] else "removal" if at["removed"] else ""
         rows.append([
-            name, at["state"], "yes" if at["changed"] else "", at["attempts"], at["dry_runs"],
+            name, at["state"], due, at["attempts"], at["dry_runs"], latest.get("operation") or "",
             latest.get("created_at") or "", latest.get("http_status") or "", latest.get("error") or "",
         ])
-    click.echo(table(["destination", "state", "changed", "attempts", "dry runs", "latest", "http", "error"], rows))
+    headers = ["destination", "state", "due", "attempts", "dry runs", "operation", "latest", "http", "error"]
+    click.echo(table(headers, rows))
     click.echo(f"each attempt, with payload and answer: event-importer <destination> history {found['id']}")
 
 
@@ -181,8 +201,11 @@ def integrations_list(as_json: bool) -> None:
     found = discover()
     rows: list[dict[str, Any]] = []
     for name, integration in sorted(found.integrations.items()):
+        lifecycle: dict[str, Any] = {}
         try:
-            missing = integration.create_submitter().missing_settings()
+            submitter = integration.create_submitter()
+            missing = submitter.missing_settings()
+            lifecycle = submitter.lifecycle_rules().describe()
             problem = None
         except EventImporterError as exc:
             missing, problem = [], str(exc)
@@ -194,6 +217,7 @@ def integrations_list(as_json: bool) -> None:
                 "missing": missing,
                 "error": problem,
                 "description": integration.description,
+                "lifecycle": lifecycle,
             }
         )
     broken = [{"name": f.name, "source": f.source, "error": f.error} for f in found.failures]
@@ -205,6 +229,11 @@ def integrations_list(as_json: bool) -> None:
          r["source"], r["description"]]
         for r in rows
     ], max_width=80))
+    click.echo("\nWhat each destination does when an event changes, is cancelled or is removed from its source:")
+    click.echo(table(["name", "update", "cancel", "remove"], [
+        [r["name"], *(r["lifecycle"].get(op, {}).get("does", "-") for op in ("update", "cancel", "remove"))]
+        for r in rows
+    ], max_width=70))
     for failure in broken:
         click.echo(f"failed to load {failure['name']} ({failure['source']}): {failure['error']}", err=True)
 

@@ -32,6 +32,13 @@ class SubmissionStatus(enum.StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     DRY_RUN = "dry_run"
+    # Nothing was sent because the destination's lifecycle rule says so (e.g. it cannot cancel
+    # events); the reason is in `error`. Like a success, it settles that version of the event.
+    SKIPPED = "skipped"
+
+
+# The attempts that settle a version of an event: the `changed` and `removed` selectors compare against these.
+SETTLED_STATUSES = (SubmissionStatus.SUCCESS.value, SubmissionStatus.SKIPPED.value)
 
 
 class FailureKind(enum.StrEnum):
@@ -54,6 +61,11 @@ class EventCache(Base):
     data_hash: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    # When the event was found gone from its source (`events load --mirror`, `events remove`); the
+    # row and its history stay, and loading the event again clears it.
+    removed_at: Mapped[dt.datetime | None]
+    # The source a `--mirror` load last saw the event in (a name, or the source URL's host).
+    source: Mapped[str | None] = mapped_column(String(255))
 
     submissions: Mapped[list["Submission"]] = relationship(
         back_populates="event", cascade="all, delete-orphan", passive_deletes=True
@@ -71,8 +83,8 @@ class Submission(Base):
         # Attempts per (event, service) of any status, dry runs included (the status report asks
         # about those); the selectors read `ix_submissions_real` below.
         Index("ix_submissions_service_event", "service_name", "event_cache_id", "id"),
-        # Covers every per-event question `select` and the failed/changed selectors ask about real
-        # attempts (count, accepted, latest status, latest successful hash) without reading the table,
+        # Covers every per-event question `select` and the failed/changed/removed selectors ask about
+        # real attempts (count, latest status, latest settled hash and operation) without reading the table,
         # and, read in order for one service, lets PostgreSQL merge-join it with the events.
         # Key columns rather than INCLUDE, so SQLite can use it as a covering index too; SQLite only
         # uses it when a query repeats `status != 'dry_run'` word for word.
@@ -83,6 +95,7 @@ class Submission(Base):
             "id",
             "status",
             "data_hash",
+            "operation",
             sqlite_where=text("status != 'dry_run'"),
             postgresql_where=text("status != 'dry_run'"),
         ),
@@ -122,6 +135,9 @@ class Submission(Base):
     service_name: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # What the attempt was for the destination: create, update, cancel or remove
+    # (`event_importer.integrations.lifecycle.Operation`).
+    operation: Mapped[str] = mapped_column(String(16), default="create", server_default="create")
     data_hash: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64))
     claimed_by: Mapped[str | None] = mapped_column(String(255))

@@ -25,10 +25,13 @@ from event_importer.db.engine import Database
 from event_importer.db.models import Submission, SubmissionStatus
 from event_importer.defs.values import Submitted
 from event_importer.integrations.chunks import CHUNK_SIZE, chunked
+from event_importer.integrations.lifecycle import Operation
 from event_importer.integrations.records import Outcome
 
 # Event ids listed in a check's metadata.
 LISTED_IDS = 20
+# The operations that deliver a version of an event (see `no_duplicate_submissions`).
+_DELIVERIES = (Operation.CREATE.value, Operation.UPDATE.value)
 
 
 def check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -136,6 +139,8 @@ def no_duplicate_submissions(
                 .where(
                     Submission.service_name == service,
                     Submission.status == SubmissionStatus.SUCCESS.value,
+                    # A cancellation or removal carries the data of the version before it: no duplicate.
+                    Submission.operation.in_(_DELIVERIES),
                     Submission.event_cache_id.in_(chunk),
                 )
                 .group_by(Submission.event_cache_id, Submission.data_hash)

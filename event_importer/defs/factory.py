@@ -103,12 +103,28 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, tot
 def results_table(results: Sequence[SubmissionResult]) -> str:
     """Failures first (they are what a reader looks for), then the rest in event order."""
     shown = failures_first(results, PREVIEW_ROWS)
-    rows = [[r.event_id, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in shown]
-    return markdown_table(["event", "outcome", "HTTP", "title", "source_url", "error"], rows, total=len(results))
+    rows = [
+        [r.event_id, r.operation.value, r.outcome.value, r.http_status, r.title, r.source_url, r.error] for r in shown
+    ]
+    headers = ["event", "operation", "outcome", "HTTP", "title", "source_url", "error"]
+    return markdown_table(headers, rows, total=len(results))
+
+
+def lifecycle_description(submitter: BaseSubmitter) -> str:
+    """What the destination does over an event's life, as Markdown lines for an asset's description."""
+    lines = [f"- **{op}**: {rule['does']}" for op, rule in submitter.lifecycle_rules().describe().items()]
+    return "When an event changes, is cancelled or is removed from its source:\n\n" + "\n".join(lines)
 
 
 def count_metadata(counts: dict[str, int]) -> dict[str, dg.MetadataValue]:
     return {name: dg.MetadataValue.int(value) for name, value in counts.items()}
+
+
+_RESULTS_DESCRIPTION = """What happened to each selected event in this run: sent, failed (with why), dry run or skipped.
+
+Every outcome is written to the submission ledger: each event is claimed (a pending row with the run
+id) before it is sent, and its outcome recorded as soon as it is known. The asset checks (outcomes
+recorded, failure rate, no duplicates) are evaluated right after."""
 
 
 def build_integration_defs(integration: Integration) -> dg.Definitions:
@@ -153,18 +169,25 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         _tag_run(context, cfg)
         sub = _submitter(context)
         check_sendable(svc, sub, cfg.dry_run)
+        # Opened (the schema checked) before saying so: "selecting" then means the query is next.
+        database = _database(context)
         _say(context, f"selecting events (selector {cfg.selector})")
-        with _database(context).session() as session:
+        with database.session() as session:
             shard = (cfg.shard.index, cfg.shard.count) if cfg.shard else None
             events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit, shard=shard))
         _say(context, f"selected {len(events)} events")
-        rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events.head(PREVIEW_ROWS)]
+        rows = [
+            [e.id, e.operation.value, e.title, e.source_url, "yes" if e.submitted_before else ""]
+            for e in events.head(PREVIEW_ROWS)
+        ]
         metadata: dict[str, Any] = {
             "selected": dg.MetadataValue.int(len(events)),
             "selector": cfg.selector,
             "mode": _mode(cfg.dry_run),
             "events": dg.MetadataValue.md(
-                markdown_table(["event", "title", "source_url", "accepted before"], rows, total=len(events))
+                markdown_table(
+                    ["event", "operation", "title", "source_url", "at destination"], rows, total=len(events)
+                )
             ),
         }
         if cfg.url:
@@ -209,15 +232,10 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         required_resource_keys=keys,
         tags={TAG_INTEGRATION: svc},
         check_specs=check_specs(dg.AssetKey([svc, "submission_results"])),
+        description=_RESULTS_DESCRIPTION + "\n\n" + lifecycle_description(submitter),
     )
     # No return annotation: with check specs Dagster would read one as the output types (and reject it).
     def submission_results(context: dg.AssetExecutionContext, payloads: Transformed):  # type: ignore[no-untyped-def]
-        """What happened to each selected event in this run: sent, failed (with why), dry run or skipped.
-
-        Every outcome is written to the submission ledger: each event is claimed (a pending row
-        with the run id) before it is sent, and its outcome recorded as soon as it is known. The
-        asset checks (outcomes recorded, failure rate, no duplicates) are evaluated right after.
-        """
         selection = payloads.selection
         resource: IntegrationClientResource = getattr(context.resources, client_key)
         sub = resource.submitter
@@ -254,6 +272,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             **count_metadata(counts),
             "selector": selection.selector,
             "mode": _mode(selection.dry_run),
+            # Per operation and outcome, e.g. {"cancel": {"skipped": 2}}: what a lifecycle rule skipped shows here.
+            "operations": dg.MetadataValue.json(_by_operation(results)),
             "results": dg.MetadataValue.md(results_table(results)),
             # From a failed event's row (its id or source URL) to every attempt it had.
             "history": dg.MetadataValue.text(
@@ -315,6 +335,14 @@ def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:
     missing = {k: v for k, v in wanted.items() if tags.get(k) != v}
     if missing:
         context.instance.add_run_tags(context.run.run_id, missing)
+
+
+def _by_operation(results: Sequence[SubmissionResult]) -> dict[str, dict[str, int]]:
+    counts = Counter((r.operation.value, r.outcome.value) for r in results)
+    table: dict[str, dict[str, int]] = {}
+    for (operation, outcome), n in sorted(counts.items()):
+        table.setdefault(operation, {})[outcome] = n
+    return table
 
 
 def _mode(dry_run: bool) -> str:

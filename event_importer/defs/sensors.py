@@ -31,8 +31,9 @@ RETRY_SELECTOR = "retry"
 # How many events a retry run was requested for, so the run list says why it was started.
 TAG_RETRY_EVENTS = "event-importer/retry_events"
 
-# The selectors whose events a sensor submits: never sent, or changed since accepted.
-WATCHED_SELECTORS = ("unsubmitted", "changed")
+# The selectors whose events a sensor submits: never sent, changed (or cancelled) since accepted,
+# removed from their source since accepted (a removal bumps `updated_at`, so the cursor sees it).
+WATCHED_SELECTORS = ("unsubmitted", "changed", "removed")
 MINIMUM_INTERVAL_S = 60
 
 

@@ -23,6 +23,7 @@ from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, utcnow
 from event_importer.events.jsonstream import InvalidRecord, Record, stream_records
 from event_importer.events.model import EventData, describe_validation_error, quote
+from event_importer.events.restore import restore_loaded
 
 CHUNK_SIZE = 1000
 SAMPLES = "sample_events.json"
@@ -43,6 +44,9 @@ class LoadReport:
     invalid: list[InvalidRecord] = field(default_factory=list)
     # Records whose source_url an earlier record of the same load already gave; they still load.
     duplicates: list[InvalidRecord] = field(default_factory=list)
+    # Loaded again after their removal from the source; removed by a mirror load (events.removal).
+    restored: int = 0
+    removed: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -52,6 +56,8 @@ class LoadReport:
             "unchanged": self.unchanged,
             "invalid": len(self.invalid),
             "duplicates": len(self.duplicates),
+            "restored": self.restored,
+            "removed": self.removed,
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -68,6 +74,8 @@ class LoadReport:
         self.unchanged += other.unchanged
         self.invalid += other.invalid
         self.duplicates += other.duplicates
+        self.restored += other.restored
+        self.removed += other.removed
 
 
 def read_records(path: Path) -> Iterator[Record | InvalidRecord]:
@@ -175,6 +183,7 @@ def _upsert(database: Database, chunk: dict[str, dict[str, Any]], counted: set[s
             session.execute(insert(EventCache), new_rows)
         if changed_rows:
             session.execute(update(EventCache), changed_rows)
+        report.restored += restore_loaded(session, existing, now)
         report.new += len(new_rows)
 
 

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from event_importer.events.status import EventStatus, parse_event_status, parse_previous_start
+
 # Descriptions beyond this are almost certainly scraping accidents; no destination takes them.
 MAX_TEXT_LENGTH = 100_000
 MAX_URL_LENGTH = 2_048
@@ -276,6 +278,10 @@ class EventData(_Model):
     ticket_url: str | None = None
     source_url: str
     imported_at: dt.datetime | None = None
+    # schema.org's eventStatus; see event_importer.events.status for the forms accepted.
+    status: Annotated[EventStatus, BeforeValidator(parse_event_status)] = EventStatus.SCHEDULED
+    # schema.org's previousStartDate: when a rescheduled (or postponed) event was to start.
+    previous_start: Annotated[dt.date | dt.datetime | None, BeforeValidator(parse_previous_start)] = None
 
     _urls = field_validator("ticket_url", "source_url")(classmethod(lambda cls, v: check_http_url(v)))
 
@@ -293,8 +299,14 @@ class EventData(_Model):
         return self
 
     def to_json(self) -> dict[str, Any]:
-        """The event as JSON-ready data, without empty fields, as stored in the event cache."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The event as JSON-ready data, without empty fields, as stored in the event cache.
+
+        The default status is left out too: events stored before there was a status keep their hash.
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        if data.get("status") == EventStatus.SCHEDULED:
+            del data["status"]
+        return data
 
 
 def describe_validation_error(error: ValidationError) -> str:

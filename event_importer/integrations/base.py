@@ -26,6 +26,7 @@ from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import TransformError, UnknownSelectorError
 from event_importer.events.model import EventData, describe_validation_error
 from event_importer.integrations.chunks import CHUNK_SIZE
+from event_importer.integrations.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Operation, operation_for
 from event_importer.integrations.packed import Packed, check_json
 from event_importer.integrations.records import EventRef, Payload, SubmissionReport, SubmissionResult
 from event_importer.ledger import SubmissionLedger
@@ -156,6 +157,8 @@ class BaseSubmitter(ABC):
 
     #: The integration's settings class; subclasses set their own with their env prefix.
     settings_class: ClassVar[type[IntegrationSettings]] = IntegrationSettings
+    #: What the destination does for an update, a cancellation and a removal.
+    lifecycle: ClassVar[Lifecycle] = DEFAULT_LIFECYCLE
 
     def __init__(self, settings: IntegrationSettings | None = None, app_settings: Settings | None = None) -> None:
         self.app_settings = app_settings or get_settings()
@@ -179,11 +182,16 @@ class BaseSubmitter(ABC):
 
     # -- configuration ---------------------------------------------------------------------------
 
+    def lifecycle_rules(self) -> Lifecycle:
+        """The destination's lifecycle as configured; override when a setting chooses a rule."""
+        return self.lifecycle
+
     @cached_property
     def selectors(self) -> dict[str, BaseSelector]:
         from event_importer.integrations.standard_selectors import standard_selectors
 
-        return standard_selectors() | self._create_selectors()
+        unsent_cancelled = self.lifecycle_rules().send_unsent_cancelled
+        return standard_selectors(include_cancelled=unsent_cancelled) | self._create_selectors()
 
     @cached_property
     def transformer(self) -> BaseTransformer:
@@ -251,12 +259,15 @@ class BaseSubmitter(ABC):
             Submission.status != SubmissionStatus.DRY_RUN.value,
         )
         attempts = select(func.count()).where(*real).correlate(EventCache).scalar_subquery()
-        # `SELECT id` rather than `SELECT *`, so SQLite answers from `ix_submissions_real` alone.
+        # What the latest success did: the destination has the event unless there is none, or it
+        # was a removal. From `ix_submissions_real` alone, which holds the operation.
         accepted = (
-            select(Submission.id)
+            select(Submission.operation)
             .where(*real, Submission.status == SubmissionStatus.SUCCESS.value)
+            .order_by(Submission.id.desc())
+            .limit(1)
             .correlate(EventCache)
-            .exists()
+            .scalar_subquery()
         )
         statement = (
             self.get_selector(selector)
@@ -268,6 +279,7 @@ class BaseSubmitter(ABC):
                 EventCache.source_url,
                 EventCache.data,
                 EventCache.data_hash,
+                EventCache.removed_at,
                 attempts.label("attempts"),
                 accepted.label("accepted"),
                 maintain_column_froms=True,
@@ -281,14 +293,20 @@ class BaseSubmitter(ABC):
             statement = statement.limit(limit)
         rows = _execute_without_jit(session, statement.execution_options(yield_per=CHUNK_SIZE))
         for partition in rows.partitions():
-            for event_id, source_url, data, data_hash, attempt_count, was_accepted in partition:
-                yield EventRef(event_id, source_url, data, data_hash, bool(was_accepted), attempt_count)
+            for event_id, source_url, data, data_hash, removed_at, attempt_count, accepted_as in partition:
+                there = accepted_as is not None and accepted_as != Operation.REMOVE
+                operation = operation_for(data, removed=removed_at is not None, at_destination=there)
+                yield EventRef(event_id, source_url, data, data_hash, there, attempt_count, operation)
 
     def transform(self, events: Iterable[EventRef]) -> list[Payload]:
-        """One payload per event; an event that cannot be transformed carries its reason instead."""
+        """One payload per event; an event that cannot be transformed carries its reason instead, and
+        one whose operation the destination does not carry out the reason it is skipped."""
         return [self._transform_one(event) for event in events]
 
     def _transform_one(self, event: EventRef) -> Payload:
+        skipped = self.lifecycle_rules().skip_reason(event.operation, at_destination=event.submitted_before)
+        if skipped is not None:
+            return Payload(event.key, None, skipped=skipped)
         try:
             body = self.transformer.transform_event(event)
         except TransformError as exc:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from event_importer.integrations.lifecycle import Operation
+
 
 @dataclass(frozen=True, slots=True)
 class EventKey:
@@ -20,10 +22,13 @@ class EventKey:
     source_url: str
     title: str
     data_hash: str
-    # Whether the service has accepted this event before (some destinations send "updated" then).
+    # Whether the service has the event: it accepted it, and not a removal since (some destinations
+    # send "updated" then).
     submitted_before: bool = False
     # Real attempts recorded when it was selected: this run's claim is attempt number `attempts + 1`.
     attempts: int = 0
+    # What this attempt is for the destination (see `event_importer.integrations.lifecycle`).
+    operation: Operation = Operation.CREATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,7 @@ class EventRef:
     data_hash: str
     submitted_before: bool = False
     attempts: int = 0
+    operation: Operation = Operation.CREATE
 
     @property
     def title(self) -> str:
@@ -44,42 +50,59 @@ class EventRef:
 
     @property
     def key(self) -> EventKey:
-        return EventKey(self.id, self.source_url, self.title, self.data_hash, self.submitted_before, self.attempts)
+        return EventKey(
+            self.id, self.source_url, self.title, self.data_hash, self.submitted_before, self.attempts, self.operation
+        )
 
     def to_row(self) -> tuple[Any, ...]:
-        return (self.id, self.source_url, self.data, self.data_hash, self.submitted_before, self.attempts)
+        return (
+            self.id, self.source_url, self.data, self.data_hash, self.submitted_before, self.attempts, self.operation
+        )
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Self:
-        return cls(*row)
+        event_id, source_url, data, data_hash, submitted_before, attempts, operation = row
+        return cls(event_id, source_url, data, data_hash, submitted_before, attempts, Operation(operation))
 
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """One event in the destination's format, or why it could not be put in it."""
+    """One event in the destination's format, why it could not be put in it, or why it is not sent."""
 
     event: EventKey
     body: dict[str, Any] | None
     error: str | None = None
+    # Set when the destination's lifecycle rule says not to send (e.g. it cannot cancel events).
+    skipped: str | None = None
 
     @property
     def valid(self) -> bool:
         return self.error is None
 
+    @property
+    def sendable(self) -> bool:
+        return self.error is None and self.skipped is None
+
     def to_row(self) -> tuple[Any, ...]:
         e = self.event
-        return (e.id, e.source_url, e.title, e.data_hash, e.submitted_before, e.attempts, self.body, self.error)
+        return (
+            e.id, e.source_url, e.title, e.data_hash, e.submitted_before, e.attempts, e.operation,
+            self.body, self.error, self.skipped,
+        )
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Self:
-        return cls(EventKey(*row[:6]), row[6], row[7])
+        event_id, source_url, title, data_hash, submitted_before, attempts, operation, body, error, skipped = row
+        key = EventKey(event_id, source_url, title, data_hash, submitted_before, attempts, Operation(operation))
+        return cls(key, body, error, skipped)
 
 
 class Outcome(enum.StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     DRY_RUN = "dry_run"
-    # Another live run holds the claim on this event; this run left it alone.
+    # Not sent: another live run holds the claim on this event, or the destination's lifecycle rule
+    # says not to (the result's `error` says which).
     SKIPPED = "skipped"
 
 
@@ -99,6 +122,7 @@ class SubmissionResult:
     submission_id: int | None = None
     http_status: int | None = None
     error: str | None = None
+    operation: Operation = Operation.CREATE
 
 
 @dataclass(frozen=True)

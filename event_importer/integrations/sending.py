@@ -33,7 +33,8 @@ CLAIMED_ELSEWHERE = "another run claimed this event after it was selected"
 def record_dry_runs(
     ledger: SubmissionLedger, payloads: Iterable[Payload], progress: ProgressCallback | None
 ) -> list[SubmissionResult]:
-    """Record every payload as a dry run; one that could not be transformed is reported as failed."""
+    """Record every payload as a dry run; one that could not be transformed is reported as failed,
+    one the destination's lifecycle rule skips as skipped (a dry run settles nothing either way)."""
     results: list[SubmissionResult] = []
     for chunk in chunked(payloads):
         results += _report(record_final(ledger, chunk, SubmissionStatus.DRY_RUN), progress)
@@ -41,17 +42,18 @@ def record_dry_runs(
 
 
 def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: SubmissionStatus) -> list[SubmissionResult]:
-    """Write attempts that send nothing (dry runs, events that could not be transformed)."""
+    """Write attempts that send nothing (dry runs, events that could not be transformed, skips)."""
     ids = ledger.record(
         FinalRecord(
             p.event.id,
             p.event.data_hash,
             p.event.attempts,
             status,
-            error=p.error,
+            error=p.error or p.skipped,
             payload=p.body,
             # An event that cannot be transformed fails the same way until its data changes.
             failure_kind=FailureKind.PERMANENT if status is SubmissionStatus.FAILED else None,
+            operation=p.event.operation,
         )
         for p in payloads
     )
@@ -60,9 +62,12 @@ def record_final(ledger: SubmissionLedger, payloads: list[Payload], status: Subm
         error: str | None
         if submission_id is None:
             outcome, error = Outcome.SKIPPED, "another run recorded this event first"
+        elif payload.error:
+            outcome, error = Outcome.FAILED, payload.error
+        elif payload.skipped:
+            outcome, error = Outcome.SKIPPED, payload.skipped
         else:
-            outcome = Outcome.FAILED if payload.error else Outcome.DRY_RUN
-            error = payload.error
+            outcome, error = Outcome.DRY_RUN, None
         results.append(
             _result(payload, outcome, attempt=payload.event.attempts + 1, submission_id=submission_id, error=error)
         )
@@ -79,9 +84,14 @@ class _Prepared:
 
 def _prepare(ledger: SubmissionLedger, chunk: list[Payload]) -> _Prepared:
     invalid = [p for p in chunk if not p.valid]
-    valid = [p for p in chunk if p.valid]
+    skipped = [p for p in chunk if p.valid and not p.sendable]
+    valid = [p for p in chunk if p.sendable]
     settled = record_final(ledger, invalid, SubmissionStatus.FAILED) if invalid else []
-    claims = ledger.claim([ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts) for p in valid])
+    if skipped:
+        settled += record_final(ledger, skipped, SubmissionStatus.SKIPPED)
+    claims = ledger.claim(
+        [ClaimRequest(p.event.id, p.event.data_hash, p.event.attempts, p.event.operation) for p in valid]
+    )
     claimed = []
     for payload, claim in zip(valid, claims, strict=True):
         if claim is None:
@@ -267,7 +277,7 @@ def _result(
 ) -> SubmissionResult:
     event = payload.event
     return SubmissionResult(
-        event.id, event.source_url, event.title, outcome, attempt, submission_id, http_status, error
+        event.id, event.source_url, event.title, outcome, attempt, submission_id, http_status, error, event.operation
     )
 
 

@@ -1,8 +1,11 @@
-"""The selectors every integration gets: unsubmitted, failed, pending, changed, retry, exhausted, all
-and url.
+"""The selectors every integration gets: unsubmitted, failed, pending, changed, removed, retry,
+exhausted, all and url.
 
-The first four and `exhausted` are the event states of `event_importer.states`, the same statements
+The first five and `exhausted` are the event states of `event_importer.states`, the same statements
 the status report counts, so a selector picks exactly the events `status` counts in its state.
+`changed` and `removed` compare against the latest *settled* attempt: a success, or a skip the
+destination's lifecycle rule decided (it cannot cancel, say), so a version the destination cannot
+take is skipped once, not at every run.
 `retry` and `exhausted` apply the automatic retry policy (`RetryPolicy`, from the
 `EVENT_IMPORTER_RETRY_*` settings) to failed events: a transient failure is retried after a delay
 that doubles with each failure of the same data, up to a number of attempts; a permanent one only
@@ -21,11 +24,12 @@ from event_importer.states import STATES, EventState, RetryPolicy, exhausted, re
 class StateSelector(BaseSelector):
     """The events in one state (see `event_importer.states`)."""
 
-    def __init__(self, state: EventState) -> None:
+    def __init__(self, state: EventState, *, include_cancelled: bool = False) -> None:
         self.state = state
+        self.include_cancelled = include_cancelled
 
     def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        return self.state.statement(service_name)
+        return self.state.select(service_name, include_cancelled=self.include_cancelled)
 
 
 class RetrySelector(BaseSelector):
@@ -75,12 +79,16 @@ class UrlSelector(BaseSelector):
         return select(EventCache).where(EventCache.source_url == normalise_source_url(url.strip()))
 
 
-# The states with a selector of their own; `success` has none (nothing to do for those events).
-SELECTED_STATES = ("unsubmitted", "failed", "pending", "changed")
+# The states with a selector of their own; `success`, `skipped` and `withheld` have none (nothing to
+# do for those events).
+SELECTED_STATES = ("unsubmitted", "failed", "pending", "changed", "removed")
 
 
-def standard_selectors() -> dict[str, BaseSelector]:
-    selectors: dict[str, BaseSelector] = {name: StateSelector(STATES[name]) for name in SELECTED_STATES}
+def standard_selectors(*, include_cancelled: bool = False) -> dict[str, BaseSelector]:
+    """The standard selectors; `include_cancelled`: `unsubmitted` takes cancelled events too."""
+    selectors: dict[str, BaseSelector] = {
+        name: StateSelector(STATES[name], include_cancelled=include_cancelled) for name in SELECTED_STATES
+    }
     return selectors | {
         "retry": RetrySelector(),
         "exhausted": ExhaustedSelector(),

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from event_importer.db.models import EventCache, Submission
 from event_importer.defs import integration_defs
 from event_importer.integrations.discovery import discover
+from event_importer.integrations.lifecycle import DEFAULT_LIFECYCLE
+from event_importer.integrations.ticketfairy.submitter import TicketFairySubmitter
 from event_importer_tests.defs.conftest import SERVICE, files_containing
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.standin import Fault
@@ -110,16 +112,16 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     assert results["selector"] == "unsubmitted"
     table = results["results"]
     lines = table.splitlines()
-    assert lines[0].startswith("| event | outcome |")
+    assert lines[0].startswith("| event | operation | outcome |")
     # The failure (with its reason) comes first; a `|` in a cell is escaped and the newline is gone.
     assert "failed" in lines[2] and "date is required" in lines[2]
     assert "Rock \\| Roll Night" in lines[3]
-    assert all(line.count("|") - line.count("\\|") == 7 for line in lines[2:])
+    assert all(line.count("|") - line.count("\\|") == 8 for line in lines[2:])
     # Each failed event is named by id and source URL, and the metadata says how to see its history.
     [failed] = [r for r in rows(cache_db, result.run_id) if r.error]
     with cache_db.session() as session:
         source_url = session.get(EventCache, failed.event_cache_id).source_url
-    assert f"| {failed.event_cache_id} | failed |" in lines[2] and source_url in lines[2]
+    assert f"| {failed.event_cache_id} | create | failed |" in lines[2] and source_url in lines[2]
     assert results["history"].startswith(f"event-importer {SERVICE} history <event id or source_url>")
 
 
@@ -138,6 +140,8 @@ def test_a_run_where_most_events_fail_fails_its_check(instance, cache_db, ticket
 def test_two_successful_submissions_of_the_same_data_fail_the_duplicate_check(
     instance, cache_db, ticketfairy_env, monkeypatch
 ):
+    # A destination that takes updates by a plain resend (TicketFairy itself skips updates).
+    monkeypatch.setattr(TicketFairySubmitter, "lifecycle", DEFAULT_LIFECYCLE)
     add_events(cache_db, event_data())
     assert execute(instance).success
     resent = execute(instance, selector="all")

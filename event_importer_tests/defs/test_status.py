@@ -1,15 +1,19 @@
 """`integration_status`: each state's count is what that state's selector selects, on SQLite and
-PostgreSQL, over a ledger with every kind of history; stale claims (their process is gone) are told
-apart from live ones within `pending`."""
+PostgreSQL, over a ledger with every kind of history (removals, cancellations never sent and
+lifecycle skips included); stale claims (their process is gone) are told apart from live ones within
+`pending`; the exclusive states partition the events with either rule for cancelled events never
+sent."""
 
 import socket
 
 from sqlalchemy import update
 
 from event_importer.db.models import FailureKind, Submission, SubmissionStatus
+from event_importer.events.removal import remove_event
 from event_importer.integrations.discovery import discover
+from event_importer.integrations.standard_selectors import standard_selectors
 from event_importer.settings import get_settings
-from event_importer.states import STATES, integration_status
+from event_importer.states import STATES, integration_status, status_counts
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
 
@@ -54,6 +58,33 @@ def _ledger_with_every_history(event_db) -> dict[str, int]:
     # Changed, then sent again: the latest success carries the new hash.
     add_events(event_db, {**originals["changed_and_resent"], "title": "resent"})
     attempt(event_db, SERVICE, ids["changed_and_resent"], S.SUCCESS)
+    return ids | _lifecycle_histories(event_db)
+
+
+def _lifecycle_histories(event_db) -> dict[str, int]:
+    """Removals, a cancellation never sent and lifecycle skips; returns the ids by kind."""
+    kinds = (
+        "removed_never_sent",
+        "cancelled_never_sent",
+        "removal_due",
+        "removal_done",
+        "skipped",
+        "skipped_then_changed",
+    )
+    originals = {kind: event_data() for kind in kinds}
+    originals["cancelled_never_sent"]["status"] = "cancelled"
+    ids = dict(zip(kinds, add_events(event_db, *originals.values()), strict=True))
+    for kind in ("removal_due", "removal_done", "skipped", "skipped_then_changed"):
+        attempt(event_db, SERVICE, ids[kind], S.SUCCESS)
+    for kind in ("removed_never_sent", "removal_due", "removal_done"):
+        remove_event(event_db, originals[kind]["source_url"])
+    attempt(event_db, SERVICE, ids["removal_done"], S.SUCCESS, operation="remove")
+    # An update the destination cannot make is recorded as skipped: settled, not to be sent again...
+    for kind in ("skipped", "skipped_then_changed"):
+        add_events(event_db, {**originals[kind], "title": "renamed"})
+        attempt(event_db, SERVICE, ids[kind], S.SKIPPED, operation="update")
+    # ... until the data changes once more.
+    add_events(event_db, {**originals["skipped_then_changed"], "title": "renamed again"})
     return ids
 
 
@@ -65,7 +96,7 @@ def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
     with event_db.session() as session:
         selected = {
             name: {e.id for e in submitter.get_selector(name).select_events(session, SERVICE)}
-            for name in ("unsubmitted", "failed", "pending", "changed", "exhausted")
+            for name in ("unsubmitted", "failed", "pending", "changed", "removed", "exhausted")
         }
 
     status = integration_status(SERVICE)
@@ -87,16 +118,33 @@ def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
     }
     assert {kinds[i] for i in selected["exhausted"]} == {"exhausted"}
     assert {kinds[i] for i in selected["pending"]} == {"pending", "failed_then_pending", "stale"}
-    assert {kinds[i] for i in selected["changed"]} == {"changed", "changed_then_failed"}
+    assert {kinds[i] for i in selected["changed"]} == {"changed", "changed_then_failed", "skipped_then_changed"}
+    assert {kinds[i] for i in selected["removed"]} == {"removal_due"}
     assert status == {
         "service": SERVICE,
-        "events": 17,
+        "events": 23,
         "unsubmitted": 3,
-        "success": 6,
+        "withheld": 2,
+        "success": 8,
+        "skipped": 2,
         "failed": 5,
         "pending": 3,
-        "changed": 2,
+        "changed": 3,
+        "removed": 1,
         "exhausted": 1,
         "dry_run_only": 1,
         "stale_pending": 1,
     }
+
+
+def test_a_destination_that_sends_unsent_cancellations_counts_them_as_its_selector_selects(event_db):
+    ids = _ledger_with_every_history(event_db)
+    kinds = {event_id: kind for kind, event_id in ids.items()}
+    selector = standard_selectors(include_cancelled=True)["unsubmitted"]
+    with event_db.session() as session:
+        selected = {kinds[e.id] for e in selector.select_events(session, SERVICE)}
+    counts = status_counts(event_db, SERVICE, stale_after=3600, include_cancelled=True)
+
+    assert selected == {"never", "dry_runs_only", "elsewhere_only", "cancelled_never_sent"}
+    assert counts["unsubmitted"] == len(selected) and counts["withheld"] == 1
+    assert sum(counts[name] for name, state in STATES.items() if state.exclusive) == counts["events"]

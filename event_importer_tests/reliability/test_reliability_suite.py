@@ -339,12 +339,15 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
         "service": SERVICE,
         "events": N_EVENTS,
         "unsubmitted": 0,
+        "withheld": 0,
         "dry_run_only": 0,
         "success": N_EVENTS - len(rejected),
+        "skipped": 0,
         "failed": len(rejected),
         "pending": 0,
         "stale_pending": 0,
         "changed": 0,
+        "removed": 0,
         "exhausted": 0,  # the failures left are 4xx rejections: permanent, never retried on their own
     }
 

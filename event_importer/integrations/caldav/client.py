@@ -6,7 +6,8 @@ and no CalDAV library. Each event goes to `<collection>/<uid>.ics`,
 its UID being stable per event, and the PUT is unconditional: sending an event again overwrites that
 one resource (201 the first time, 204 after), so a resend updates the calendar entry in place and
 never makes a second one. The flip side: edits made to the entry in a calendar app are overwritten
-by the next update.
+by the next update. A payload `{"uid", "delete": true}` DELETEs the resource instead (a removal with
+`CALDAV_REMOVAL=delete`); a resource already gone (404, 410) counts as deleted.
 """
 
 import base64
@@ -15,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from event_importer.errors import ConfigurationError
+from event_importer.errors import ConfigurationError, RejectedSubmissionError
 from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.caldav.settings import missing_settings
 from event_importer.integrations.http import HttpClient
@@ -69,13 +70,25 @@ class CalDavClient(HttpClient):
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         """PUT one VCALENDAR (`{"uid", "ics"}`) and return `{"href", "etag", "status", "created"}`."""
         self.check_configured()
-        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        authorization: dict[str, str] = {}
         if self._username:
             credentials = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
-            headers["Authorization"] = f"Basic {credentials}"
-        return await self.request_json(
-            "PUT", self.resource_url(str(data["uid"])), content=str(data["ics"]).encode(), headers=headers
-        )
+            authorization["Authorization"] = f"Basic {credentials}"
+        url = self.resource_url(str(data["uid"]))
+        if data.get("delete"):
+            return await self._delete(url, authorization)
+        headers = {"Content-Type": "text/calendar; charset=utf-8", **authorization}
+        return await self.request_json("PUT", url, content=str(data["ics"]).encode(), headers=headers)
+
+    async def _delete(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            answer = await self.request_json("DELETE", url, headers=headers)
+        except RejectedSubmissionError as exc:
+            if exc.status not in (404, 410):
+                raise
+            # Already gone (deleted by hand, or by an earlier attempt whose answer was lost).
+            return {"href": url, "status": exc.status, "deleted": True}
+        return {**answer, "deleted": True}
 
     def parse_success(self, response: httpx.Response) -> dict[str, Any]:
         # A PUT answers with an empty body; the ETag identifies the stored version.

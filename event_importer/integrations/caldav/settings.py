@@ -1,5 +1,6 @@
 """The CalDAV integration's settings (prefix `CALDAV_`): the calendar collection and its credentials."""
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -25,6 +26,12 @@ class CalDavSettings(IntegrationSettings):
     # Each event is PUT to the same resource every time, so a resend overwrites rather than duplicates.
     idempotent_writes: bool = Field(
         default=True, description="Whether the destination deduplicates resubmissions itself."
+    )
+
+    removal: Literal["cancel", "delete"] = Field(
+        default="cancel",
+        description="What an event removed from its source becomes: 'cancel' keeps the entry with "
+        "STATUS:CANCELLED (calendar apps show it struck through), 'delete' deletes it.",
     )
 
     @field_validator("url")

@@ -12,6 +12,7 @@ from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
 from event_importer.integrations.caldav.client import SERVICE_NAME, CalDavClient
 from event_importer.integrations.caldav.settings import CalDavSettings
+from event_importer.integrations.lifecycle import Lifecycle, Operation, sends
 from event_importer.integrations.records import EventRef, Payload
 
 INSTALL_HINT = "the icalendar library (pip install 'event-importer[caldav]')"
@@ -24,6 +25,18 @@ def icalendar_installed() -> bool:
 class CalDavSubmitter(BaseSubmitter):
     settings_class = CalDavSettings
     settings: CalDavSettings
+    lifecycle = Lifecycle(
+        update=sends("the entry is rewritten in place, SEQUENCE incremented"),
+        cancel=sends("the entry gets STATUS:CANCELLED, SEQUENCE incremented (RFC 5546)"),
+        remove=sends("as a cancellation (CALDAV_REMOVAL=cancel)"),
+    )
+
+    def lifecycle_rules(self) -> Lifecycle:
+        if self.settings.removal == "delete":
+            return self.lifecycle.with_rule(
+                Operation.REMOVE, sends("the entry is deleted from the calendar (CALDAV_REMOVAL=delete)")
+            )
+        return self.lifecycle
 
     @property
     def service_name(self) -> str:
@@ -42,7 +55,7 @@ class CalDavSubmitter(BaseSubmitter):
         # Imported here so that the integration loads without icalendar (see the module docstring).
         from event_importer.integrations.caldav.transformer import CalDavTransformer
 
-        return CalDavTransformer()
+        return CalDavTransformer(delete_removed=self.settings.removal == "delete")
 
     def missing_settings(self) -> list[str]:
         return super().missing_settings() + ([] if icalendar_installed() else [INSTALL_HINT])

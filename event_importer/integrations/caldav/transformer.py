@@ -8,7 +8,13 @@ is on the next day (a club night from 22:00 to 04:00). An event without a start 
 its DTEND the day after its last day (exclusive, as RFC 5545 has it).
 
 The UID is derived from the source URL alone, so every version of an event is the same calendar
-entry. DESCRIPTION is plain text: calendar apps show markup as it is, so HTML from the source is
+entry. SEQUENCE is the number of attempts made for the event before this one, so every later
+version, a cancellation included, has a higher one, as RFC 5546 asks of a changed event. A cancelled
+event (its status, or a removal with `CALDAV_REMOVAL=cancel`) has STATUS:CANCELLED, a postponed one
+STATUS:TENTATIVE, any other STATUS:CONFIRMED; a removal with `CALDAV_REMOVAL=delete` is no VEVENT but
+`{"uid", "delete": true}`, which the client turns into a DELETE.
+
+DESCRIPTION is plain text: calendar apps show markup as it is, so HTML from the source is
 reduced to its text.
 """
 
@@ -23,7 +29,10 @@ import icalendar
 
 from event_importer.errors import TransformError
 from event_importer.events.model import EventData, minimum_age_label
+from event_importer.events.status import EventStatus
 from event_importer.integrations.base import BaseTransformer
+from event_importer.integrations.lifecycle import Operation
+from event_importer.integrations.records import EventRef
 from event_importer.timezones import resolve_event_timezone
 
 UID_DOMAIN = "event-importer"
@@ -41,12 +50,24 @@ def event_uid(source_url: str) -> str:
 
 
 class CalDavTransformer(BaseTransformer):
+    def __init__(self, *, delete_removed: bool = False) -> None:
+        self.delete_removed = delete_removed
+
     def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
-        """`{"uid": ..., "ics": <VCALENDAR text>}` for one event.
+        """`{"uid": ..., "ics": <VCALENDAR text>}` for one event seen without its history (SEQUENCE 0).
 
         Raises:
             TransformError: the event has no date, without which there is no entry.
         """
+        return self._calendar(event_data, sequence=0, cancelled=False)
+
+    def transform_event(self, event: EventRef) -> dict[str, Any]:
+        if event.operation is Operation.REMOVE and self.delete_removed:
+            return {"uid": event_uid(event.source_url), "delete": True}
+        removed = event.operation is Operation.REMOVE
+        return self._calendar(event.data, sequence=event.attempts, cancelled=removed)
+
+    def _calendar(self, event_data: dict[str, Any], *, sequence: int, cancelled: bool) -> dict[str, Any]:
         event = self.parse(event_data)
         if event.date is None:
             raise TransformError("no date: a calendar entry needs one for its DTSTART")
@@ -58,6 +79,8 @@ class CalDavTransformer(BaseTransformer):
         vevent.add("uid", uid)
         vevent.add("dtstamp", now)
         vevent.add("last-modified", now)
+        vevent.add("sequence", sequence)
+        vevent.add("status", _ical_status(EventStatus.CANCELLED if cancelled else event.status))
         vevent.add("summary", event.title)
         add_time(vevent, "dtstart", start)
         if end is not None:
@@ -83,6 +106,12 @@ class CalDavTransformer(BaseTransformer):
             first_date=dt.date(start.year - 1, 1, 1), last_date=dt.date(last.year + 2, 1, 1)
         )
         return {"uid": uid, "ics": calendar.to_ical().decode()}
+
+
+def _ical_status(status: EventStatus) -> str:
+    if status is EventStatus.CANCELLED:
+        return "CANCELLED"
+    return "TENTATIVE" if status is EventStatus.POSTPONED else "CONFIRMED"
 
 
 def add_time(vevent: icalendar.Event, name: str, value: dt.date | dt.datetime) -> None:
@@ -145,6 +174,10 @@ def description_text(event: EventData) -> str:
         lines.append(age)
     if event.ticket_url:
         lines.append(f"Tickets: {event.ticket_url}")
+    if event.status is not EventStatus.SCHEDULED:
+        lines.append(f"Status: {event.status.value.replace('_', ' ')}")
+    if event.previous_start:
+        lines.append(f"Previously scheduled for: {event.previous_start.isoformat()}")
     return "\n".join(lines).strip()
 
 

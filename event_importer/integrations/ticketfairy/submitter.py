@@ -1,6 +1,14 @@
-"""Wires TicketFairy's selectors, transformer and client together."""
+"""Wires TicketFairy's selectors, transformer and client together.
+
+TicketFairy's API, as the Event Importer uses it, only creates draft events (`POST /draft-events`);
+it has no call to change, cancel or delete one. So an update, a cancellation or a removal cannot
+be sent: each is recorded as skipped with the reason, once per version of the event, for the
+promoter to carry out by hand. Earlier releases sent a changed event as a second draft, a duplicate
+to clean up; they no longer do.
+"""
 
 from event_importer.integrations.base import BaseClient, BaseSelector, BaseSubmitter, BaseTransformer
+from event_importer.integrations.lifecycle import Lifecycle, Operation, cannot
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer.integrations.ticketfairy.selectors import UpcomingUnsubmittedSelector
 from event_importer.integrations.ticketfairy.settings import TicketFairySettings
@@ -10,6 +18,9 @@ from event_importer.integrations.ticketfairy.transformer import TicketFairyTrans
 class TicketFairySubmitter(BaseSubmitter):
     settings_class = TicketFairySettings
     settings: TicketFairySettings
+    lifecycle = Lifecycle(
+        update=cannot(Operation.UPDATE), cancel=cannot(Operation.CANCEL), remove=cannot(Operation.REMOVE)
+    )
 
     @property
     def service_name(self) -> str:

@@ -5,7 +5,7 @@ Each request carries (https://www.standardwebhooks.com, "Verifying webhooks")
     webhook-id: <the idempotency key below>
     webhook-timestamp: <unix seconds>
     webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>
-    Idempotency-Key: <hex SHA-256 of "webhook:<id>:<data_hash>">
+    Idempotency-Key: <hex SHA-256 of "webhook:<id>:<version>"> (`delivery_version`)
 
 so any Standard Webhooks library verifies a delivery. The key is the secret's bytes: a secret in the
 specification's form `whsec_<base64>` is base64-decoded (what the libraries do with such a string);
@@ -17,7 +17,8 @@ replayed. Every attempt is signed afresh: a retry after a long `Retry-After` is 
 signature header may hold several space-separated signatures (a receiver accepts any that matches),
 which leaves room for rotating the secret. The id is the same for every delivery of one version of
 one event, retries and resends included, as the specification asks, so a receiver can drop what it
-already has; a new version gets a new id.
+already has; a new version gets a new id, and so do a cancellation and a deletion (a deletion
+carries the last version's data, whose `created` or `updated` delivery the receiver already has).
 
 Any 2xx answer is success, whatever its body: many receivers answer `204` or a plain `ok`.
 """
@@ -136,10 +137,18 @@ def idempotency_key(event_id: str, data_hash: str, *, service: str = SERVICE_NAM
     return hashlib.sha256(f"{service}:{event_id}:{data_hash}".encode()).hexdigest()
 
 
+def delivery_version(body: Mapping[str, Any]) -> str:
+    """What the idempotency key identifies besides the event: its version, and what happened to it
+    unless that is a plain creation or update (which share a key, as a resend may be either)."""
+    action = body.get("event")
+    version = str(body.get("data_hash"))
+    return version if action in (None, "created", "updated") else f"{version}:{action}"
+
+
 def message_id(body: bytes) -> str:
     """The `webhook-id` of a body this client encoded: its idempotency key, read back from the body."""
     data = jsonbytes.loads(body)
-    return idempotency_key(str(data.get("id")), str(data.get("data_hash")))
+    return idempotency_key(str(data.get("id")), delivery_version(data))
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -190,7 +199,7 @@ class WebhookClient(HttpClient):
         assert self._url is not None
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), str(data["data_hash"])),
+            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), delivery_version(data)),
         }
         return await self.request_json("POST", self._url, content=encode_body(data), headers=headers)
 

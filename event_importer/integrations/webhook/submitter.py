@@ -1,6 +1,7 @@
 """Wires the webhook's transformer and client to the standard selectors."""
 
 from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+from event_importer.integrations.lifecycle import Lifecycle, sends
 from event_importer.integrations.webhook.client import SERVICE_NAME, WebhookClient
 from event_importer.integrations.webhook.settings import WebhookSettings
 from event_importer.integrations.webhook.transformer import WebhookTransformer
@@ -9,6 +10,11 @@ from event_importer.integrations.webhook.transformer import WebhookTransformer
 class WebhookSubmitter(BaseSubmitter):
     settings_class = WebhookSettings
     settings: WebhookSettings
+    lifecycle = Lifecycle(
+        update=sends("delivered as event.updated"),
+        cancel=sends("delivered as event.cancelled"),
+        remove=sends("delivered as event.deleted"),
+    )
 
     @property
     def service_name(self) -> str:

@@ -1,11 +1,19 @@
-"""Shapes one event as the webhook's JSON body: `{"event", "id", "data", "data_hash", "timezone"}`.
+"""Shapes one event as the webhook's JSON body: `{"type", "event", "id", "data", "data_hash", "timezone"}`.
 
 `timezone` is the event's IANA zone as TicketFairy and CalDAV get it: the source's own, else the one
 resolved offline from its location (coordinates, city, state or country); null when neither says.
 
-`event` is `updated` when the webhook has accepted this event before (which is what the `changed`
-selector resends) and `created` otherwise. `id` is derived from the source URL alone, so a receiver
-can upsert by it across versions; `data_hash` identifies the version.
+`type` says what happened, in the `<resource>.<action>` form webhook receivers route on:
+
+- `event.created`: the first delivery of the event (or the first after it came back to its source);
+- `event.updated`: the webhook accepted this event before (what the `changed` selector resends);
+- `event.cancelled`: its status became cancelled (the data says so too);
+- `event.deleted`: it was removed from its source (`events load --mirror`, `events remove`); the
+  data is its last version.
+
+`event` is the same without the prefix (`created`, `updated`, ...), as earlier releases sent it.
+`id` is derived from the source URL alone, so a receiver can upsert by it across versions;
+`data_hash` identifies the version.
 """
 
 import hashlib
@@ -13,8 +21,16 @@ from typing import Any
 
 from event_importer.events.loader import data_hash
 from event_importer.integrations.base import BaseTransformer
+from event_importer.integrations.lifecycle import Operation
 from event_importer.integrations.records import EventRef
 from event_importer.timezones import resolve_event_timezone
+
+ACTIONS = {
+    Operation.CREATE: "created",
+    Operation.UPDATE: "updated",
+    Operation.CANCEL: "cancelled",
+    Operation.REMOVE: "deleted",
+}
 
 
 def event_id(source_url: str) -> str:
@@ -24,17 +40,19 @@ def event_id(source_url: str) -> str:
 
 class WebhookTransformer(BaseTransformer):
     def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
-        """The body for an event seen without its history: always `created`."""
-        return self._body(event_data, data_hash(event_data), updated=False)
+        """The body for an event seen without its history: always `event.created`."""
+        return self._body(event_data, data_hash(event_data), Operation.CREATE)
 
     def transform_event(self, event: EventRef) -> dict[str, Any]:
         # The cache's own hash, so the receiver sees the same version id the `changed` selector compares.
-        return self._body(event.data, event.data_hash, updated=event.submitted_before)
+        return self._body(event.data, event.data_hash, event.operation)
 
-    def _body(self, event_data: dict[str, Any], digest: str, *, updated: bool) -> dict[str, Any]:
+    def _body(self, event_data: dict[str, Any], digest: str, operation: Operation) -> dict[str, Any]:
         event = self.parse(event_data)
+        action = ACTIONS[operation]
         return {
-            "event": "updated" if updated else "created",
+            "type": f"event.{action}",
+            "event": action,
             "id": event_id(event.source_url),
             "data": event.to_json(),
             "data_hash": digest,

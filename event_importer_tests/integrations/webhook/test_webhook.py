@@ -137,6 +137,7 @@ def test_each_event_is_posted_as_signed_json(receiver, database):
         assert request.path == "/hooks/events"
         assert request.headers["content-type"] == "application/json; charset=utf-8"
         assert request.json == {
+            "type": "event.created",
             "event": "created",
             "id": hashlib.sha1(event["source_url"].encode()).hexdigest(),
             "data": stored_data(database, event_id),
