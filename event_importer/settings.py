@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default=0.5, ge=0, le=1, description="Asset check: fail when more than this share of a run failed."
     )
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis holding every destination's rate and in-flight limits for all workers together; "
+        "unset: each process keeps its own limits.",
+    )
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
     cache_dir: Path | None = Field(
         default=None,
@@ -53,6 +58,15 @@ class Settings(BaseSettings):
         if value and not value.split(":", 1)[0].startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @property
     def resolved_database_url(self) -> str:
