@@ -6,20 +6,28 @@ Python process does not, and `dg.EnvVar` reads `os.environ`), then makes `DAGSTE
 turns telemetry off and lets the run queue start at most one run per integration at a time (and
 keeps Dagster's storage in PostgreSQL when `EVENT_IMPORTER_DAGSTER_POSTGRES_URL` is set). So every
 way in records its runs in one run history without any setup.
+
+`open_instance()` opens it. The first process to open a new instance creates its storage under a
+file lock, and processes starting at the same moment wait for it: two creating Dagster's SQLite
+storage at once fail with `UNIQUE constraint failed: alembic_version.version_num`.
 """
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 from dotenv import load_dotenv
 
 from event_importer.settings import ENV_FILE, get_settings
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
-# Queued runs (schedules, sensors, UI launches) of one integration never overlap: the tag limit keeps
-# the second queued until the first finishes. In-process runs (CLI, API) bypass the queue and check
-# for active runs themselves (`event_importer.runs`).
+# Every run (UI, schedule, sensor, CLI, API) goes through this queue. One run per lane at a time: a
+# lane is an integration and a shard (`event_importer.defs.config.lane`), so the shards of one
+# submission run side by side while two submissions of one integration take turns, shard by shard.
 DAGSTER_YAML = """\
 # Written by event-importer when it created this instance; edit freely, it is not overwritten.
 telemetry:
@@ -28,7 +36,7 @@ concurrency:
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
-      - key: event-importer/integration
+      - key: event-importer/lane
         value:
           applyLimitPerUniqueValue: true
         limit: 1
@@ -70,6 +78,40 @@ def ensure_dagster_home() -> Path:
         config.write_text(DAGSTER_YAML + storage, encoding="utf-8")
     os.environ[DAGSTER_HOME_ENV] = str(home)
     return home
+
+
+# Marks an instance whose storage exists, so later processes skip the lock.
+CREATED_MARKER = ".event-importer-created"
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created when missing), waiting for other processes to let go."""
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_instance() -> Iterator[dg.DagsterInstance]:
+    """The project's Dagster instance (environment prepared), its storage created once across processes."""
+    home = prepare_environment()
+    if (home / CREATED_MARKER).exists():
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+        return
+    with file_lock(home / ".instance.lock"):
+        instance = dg.DagsterInstance.get()
+        # The storages create their tables when first used, not all on construction.
+        instance.get_runs_count()
+        instance.get_daemon_heartbeats()
+        instance.all_instigator_state()
+        (home / CREATED_MARKER).touch()
+    with instance:
+        yield instance
 
 
 def prepare_environment() -> Path:

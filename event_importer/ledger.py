@@ -25,7 +25,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
-from event_importer.db.models import Submission, SubmissionStatus, utcnow
+from event_importer.db.models import EventCache, Submission, SubmissionStatus, utcnow
+from event_importer.integrations.records import Outcome as RecordOutcome
+from event_importer.integrations.records import SubmissionResult
 
 HOSTNAME = socket.gethostname()
 
@@ -262,3 +264,49 @@ class SubmissionLedger:
                 for submission_id, event_id, _ in self._insert_attempts(session, rows)
             }
         return [written.get(r.event_id) for r in records]
+
+
+# What a run's rows say of each event, for callers that follow the run from another process.
+_OUTCOMES = {
+    SubmissionStatus.SUCCESS.value: RecordOutcome.SUCCESS,
+    SubmissionStatus.FAILED.value: RecordOutcome.FAILED,
+    SubmissionStatus.DRY_RUN.value: RecordOutcome.DRY_RUN,
+}
+UNFINISHED = "the run ended before recording an outcome"
+
+
+def run_results(database: Database, service_name: str, run_id: str) -> list[SubmissionResult]:
+    """The outcome of every event the run `run_id` recorded for `service_name`, in event order.
+
+    A claim the run left pending (it ended before the answer was recorded) counts as failed.
+    """
+    statement = (
+        select(
+            Submission.event_cache_id,
+            EventCache.source_url,
+            EventCache.data,
+            Submission.status,
+            Submission.attempt,
+            Submission.id,
+            Submission.http_status,
+            Submission.error,
+        )
+        .join(EventCache, EventCache.id == Submission.event_cache_id)
+        .where(Submission.run_id == run_id, Submission.service_name == service_name)
+        .order_by(Submission.event_cache_id)
+    )
+    with database.session() as session:
+        rows = session.execute(statement).all()
+    return [
+        SubmissionResult(
+            event_id,
+            source_url,
+            str(data.get("title") or "") if isinstance(data, dict) else "",
+            _OUTCOMES.get(status, RecordOutcome.FAILED),
+            attempt,
+            submission_id,
+            http_status,
+            error if status in _OUTCOMES else UNFINISHED,
+        )
+        for event_id, source_url, data, status, attempt, submission_id, http_status, error in rows
+    ]

@@ -1,22 +1,25 @@
-"""Running a submission through Dagster from the CLI and the API, on the project's instance.
+"""Submission runs for the CLI and the API: started through the Dagster instance, followed through its event log.
 
-`submit_through_dagster` executes the integration's `<svc>_submit_job` in this process
-(`execute_in_process` on `DagsterInstance.get()`), so the run lands in the same run history as
-those started by the UI, the schedules and the sensors, with the tags saying who started it. It
-validates the request before anything is recorded, refuses to start while another run of the same
-job is active on the instance, and serialises runs within the process: Dagster's in-process
-execution must never run in two threads of one process at once (its log setup deadlocks and stdout
-capture mixes runs), so the API's worker threads wait their turn on a process-wide lock.
+`submit_through_dagster` validates the request (nothing is recorded when it is wrong), creates one
+run of `<svc>_submit_job` per shard with the tags saying who started it, submits them to the
+instance's run queue (`event_importer.run_queue`: the per-lane limits of `dagster.yaml` apply as to
+the UI's, the schedules' and the sensors' runs), and follows each run through its event log: the
+steps' info messages are the progress lines, and when the run ends its counts come from the
+materialization metadata and its per-event outcomes from the ledger (by run id). The runs execute
+in the run launcher's processes, never in the caller's.
+
+`start_submission` only starts the runs (the API answers 202 with their ids); `run_report` reads
+what a run did, finished or not (`GET /runs/<id>`).
 
 `integration_status` counts the integration's events by their latest submission state.
 """
 
+import logging
 import os
 import re
-import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,62 +29,41 @@ from sqlalchemy import case, exists, func, select
 
 from event_importer.db.engine import get_database
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
-from event_importer.defs import integration_defs
 from event_importer.defs.config import (
-    TAG_OWNER,
+    TAG_INTEGRATION,
+    TAG_SUBMISSION,
     TRIGGERS,
+    ShardConfig,
+    SubmitConfig,
     build_config_class,
+    first_op_name,
     job_name,
     run_config,
     run_tags,
+    service_tags,
 )
-from event_importer.defs.factory import register_listener
+from event_importer.defs.factory import SKIPPED_METADATA
 from event_importer.defs.resources import secret_fields
-from event_importer.defs.values import Selection, Submitted, Transformed
-from event_importer.errors import EventImporterError, RunInProgressError, UsageError
-from event_importer.instance import prepare_environment
-from event_importer.integrations.base import BaseSubmitter
+from event_importer.errors import EventImporterError, UsageError
+from event_importer.instance import open_instance
 from event_importer.integrations.discovery import Integration, discover
-from event_importer.integrations.records import Outcome, SubmissionReport, SubmissionResult
-from event_importer.ledger import current_owner, owner_alive
+from event_importer.integrations.records import Outcome, SubmissionResult
+from event_importer.ledger import owner_alive, run_results
+from event_importer.run_queue import Dispatcher
 from event_importer.settings import get_settings
 
 ProgressCallback = Callable[[str], None]
 
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
-# Per-event progress lines for runs up to this size; bigger runs report every 1 %.
-EVERY_EVENT_UP_TO = 100
-# Dagster's console logger would print every event of the run to stderr; the event log keeps them all.
+# How often a follower reads the event log of the runs it waits for.
+POLL_INTERVAL_S = 0.2
+# Dagster's console logger would print every event of the run to the run worker's stderr; the event log keeps them.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-# Runs in one process go one at a time (Dagster's in-process execution and the environment are
-# process-wide); a second run of the same job is refused at once rather than queued behind the first.
-_run_lock = threading.Lock()
-_jobs_lock = threading.Lock()
-_running_jobs: dict[str, str] = {}
-
-
-@contextmanager
-def _claim_job(service: str, trigger: str) -> Iterator[None]:
-    name = job_name(service)
-    with _jobs_lock:
-        if name in _running_jobs:
-            raise RunInProgressError(
-                f"{name} already has an active run in this process (started by {_running_jobs[name]}); "
-                "wait for it to finish"
-            )
-        _running_jobs[name] = trigger
-    try:
-        yield
-    finally:
-        with _jobs_lock:
-            del _running_jobs[name]
+COUNT_KEYS = ("selected", "transformed", "invalid", "submitted", "failed", "dry_run", "skipped")
+_END_EVENTS = {
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.RUN_CANCELED,
+}
 
 
 def _error_names(cls: type[Exception]) -> set[str]:
@@ -91,13 +73,13 @@ def _error_names(cls: type[Exception]) -> set[str]:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What one submission run did."""
+    """What one submission did: one run, or the runs of its shards together."""
 
     run_id: str
     service: str
     selector: str
     dry_run: bool
-    #: Whether the Dagster run succeeded (its steps and blocking checks).
+    #: Whether the Dagster run succeeded (its steps and blocking checks); every shard's, for several.
     success: bool
     #: selected, transformed, invalid, submitted, failed, dry_run, skipped.
     counts: dict[str, int]
@@ -106,6 +88,8 @@ class RunSummary:
     error: str | None = None
     #: Whether the failure was a configuration error (e.g. a missing API key): nothing was sent.
     configuration_error: bool = False
+    #: Every run of the submission (one per shard); `run_id` is the first.
+    run_ids: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -113,25 +97,69 @@ class RunSummary:
         return self.success and not any(r.outcome is Outcome.FAILED for r in self.results)
 
 
-class _Listener:
-    """Collects the run's results as they come and tells `on_progress` about them."""
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """A validated request: the integration and the run config and tags of each of its runs."""
 
-    def __init__(self, on_progress: ProgressCallback | None) -> None:
-        self.on_progress = on_progress
-        self.results: list[SubmissionResult] = []
+    integration: Integration
+    config: SubmitConfig
+    runs: list[tuple[str, dict[str, Any], dict[str, str]]]
 
-    def message(self, text: str) -> None:
-        if self.on_progress is not None:
-            self.on_progress(text)
+    @property
+    def run_ids(self) -> list[str]:
+        return [run_id for run_id, _, _ in self.runs]
 
-    def result(self, result: SubmissionResult, done: int, total: int) -> None:
-        self.results.append(result)
-        if self.on_progress is None:
-            return
-        if total <= EVERY_EVENT_UP_TO or done % max(1, total // 100) == 0 or done == total:
-            what = result.title or result.source_url
-            error = f": {result.error}" if result.error else ""
-            self.on_progress(f"[{done}/{total}] {result.outcome.value} {what}{error}")
+
+def prepare_submission(
+    service: str,
+    *,
+    selector: str = "unsubmitted",
+    url: str | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    shards: int = 1,
+    trigger: str = "cli",
+) -> PreparedSubmission:
+    """Validate a request as the launchpad cannot (selector needs, bounds) and name its runs.
+
+    Raises:
+        IntegrationNotFoundError: no integration has that name.
+        UnknownSelectorError: the integration has no such selector.
+        UsageError: the request is incomplete or out of range.
+        ConfigurationError: the integration's settings are invalid.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+    if shards < 1:
+        raise UsageError(f"shards: must be at least 1, not {shards}")
+    integration = discover().get(service)
+    submitter = integration.create_submitter()
+    chosen = submitter.get_selector(selector)
+    if chosen.needs_url and not url:
+        raise UsageError(f"the {selector!r} selector needs a url")
+    config_class = build_config_class(integration.name, list(submitter.selectors))
+    submission = str(uuid.uuid4())
+    runs = []
+    for index in range(shards):
+        shard = ShardConfig(index=index, count=shards) if shards > 1 else None
+        try:
+            config = config_class(selector=selector, url=url, dry_run=dry_run, limit=limit, shard=shard)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise UsageError(problems) from None
+        tags = {**service_tags(service, config), **run_tags(config, trigger)}
+        if shards > 1:
+            tags[TAG_SUBMISSION] = submission
+        run_id = submission if shards == 1 else str(uuid.uuid4())
+        runs.append((run_id, {**run_config(service, config), **QUIET_LOGGERS}, tags))
+    return PreparedSubmission(integration, config, runs)
+
+
+def start_submission(dispatcher: Dispatcher, prepared: PreparedSubmission) -> list[str]:
+    """Create and queue the submission's runs, and launch those the queue allows when no daemon serves it."""
+    run_ids = dispatcher.create_runs(job_name(prepared.integration.name), prepared.runs)
+    dispatcher.launch_queued(run_ids)
+    return run_ids
 
 
 def submit_through_dagster(
@@ -141,142 +169,248 @@ def submit_through_dagster(
     url: str | None = None,
     dry_run: bool = False,
     limit: int | None = None,
+    shards: int = 1,
     trigger: str = "cli",
     on_progress: ProgressCallback | None = None,
 ) -> RunSummary:
-    """Run `<service>_submit_job` in this process on the project's Dagster instance.
+    """Start `<service>_submit_job` on the project's instance (one run per shard) and wait for the result.
 
     Args:
         service: the integration's name.
         selector: one of the integration's selectors.
         url: the source URL, for the 'url' selector.
         dry_run: select, transform and record dry-run outcomes, but send nothing.
-        limit: submit at most this many events.
+        limit: submit at most this many events (per shard).
+        shards: split the selected events into this many runs, which may run side by side.
         trigger: who starts the run (one of `TRIGGERS`), recorded as a run tag.
-        on_progress: called with a line of text as the run goes (in the calling thread).
+        on_progress: called with a line of text as the runs go (in the calling thread).
 
     Returns:
-        The run's summary; a run that failed (a configuration error in the run, a blocking asset
-        check) is a summary with `success=False` and `error`, not an exception.
+        The submission's summary; a run that failed (a configuration error in the run, a blocking
+        asset check) is a summary with `success=False` and `error`, not an exception.
 
     Raises:
         IntegrationNotFoundError: no integration has that name.
         UnknownSelectorError: the integration has no such selector (nothing recorded).
         UsageError: the request is incomplete or out of range (nothing recorded).
         ConfigurationError: the integration's settings are invalid (nothing recorded).
-        RunInProgressError: another run of the job is active on the instance.
     """
-    if trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
-    with _claim_job(service, trigger), _run_lock:
-        prepare_environment()
-        integration = discover().get(service)
-        submitter = integration.create_submitter()
-        config = _validated_config(integration, submitter, selector=selector, url=url, dry_run=dry_run, limit=limit)
-        job = integration_defs(integration).resolve_job_def(job_name(service))
-        run_id = str(uuid.uuid4())
-        tags = {**run_tags(config, trigger), TAG_OWNER: current_owner()}
-        listener = _Listener(on_progress)
-        with dg.DagsterInstance.get() as instance:
-            _refuse_if_active(instance, job.name)
-            unregister = register_listener(run_id, listener)
-            try:
-                result = job.execute_in_process(
-                    run_config={**run_config(service, config), **QUIET_LOGGERS},
-                    instance=instance,
-                    tags=tags,
-                    run_id=run_id,
-                    raise_on_error=False,
-                )
-            finally:
-                unregister()
-    return _summarize(integration, config.selector, dry_run, result, listener)
-
-
-def _validated_config(
-    integration: Integration,
-    submitter: BaseSubmitter,
-    *,
-    selector: str,
-    url: str | None,
-    dry_run: bool,
-    limit: int | None,
-) -> Any:
-    """The run's typed config, validated as the launchpad cannot (selector needs, pydantic bounds)."""
-    chosen = submitter.get_selector(selector)
-    if chosen.needs_url and not url:
-        raise UsageError(f"the {selector!r} selector needs a url")
-    config_class = build_config_class(integration.name, list(submitter.selectors))
-    try:
-        return config_class(selector=selector, url=url, dry_run=dry_run, limit=limit)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UsageError(problems) from None
-
-
-def _refuse_if_active(instance: dg.DagsterInstance, name: str) -> None:
-    """Raise when a run of the job is active; mark in-process runs whose process died as failed."""
-    stale_after = get_settings().stale_claim_after
-    for record in instance.get_run_records(filters=dg.RunsFilter(job_name=name, statuses=ACTIVE_STATUSES)):
-        run = record.dagster_run
-        owner = run.tags.get(TAG_OWNER)
-        if owner and not owner_alive(owner, record.create_timestamp, stale_after=stale_after):
-            # Its process was killed before Dagster could record the end: nothing else will.
-            instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
-            continue
-        started_by = run.tags.get("event-importer/trigger", "unknown")
-        raise RunInProgressError(
-            f"{name} already has an active run {run.run_id} ({run.status.value}, started by {started_by}); "
-            "wait for it to finish or terminate it in the UI"
+    with open_instance() as instance:
+        prepared = prepare_submission(
+            service, selector=selector, url=url, dry_run=dry_run, limit=limit, shards=shards, trigger=trigger
         )
+        with Dispatcher(instance) as dispatcher:
+            run_ids = start_submission(dispatcher, prepared)
+            traces = follow_runs(instance, run_ids, dispatcher=dispatcher, on_progress=on_progress)
+        summaries = [summarize_trace(prepared.integration, traces[run_id]) for run_id in run_ids]
+    return merge_summaries(summaries)
 
 
-def _summarize(
-    integration: Integration, selector: str, dry_run: bool, result: Any, listener: _Listener
-) -> RunSummary:
-    service = integration.name
-    submitted: Submitted | None = _asset_value(result, [service, "submission_results"])
-    if submitted is not None:
-        report = submitted.report
-        results = report.results
-    else:
-        selection: Selection | None = _asset_value(result, [service, "selected_events"])
-        transformed: Transformed | None = _asset_value(result, [service, "payloads"])
-        invalid = transformed.invalid if transformed else 0
-        results = listener.results
-        selected = len(selection.events) if selection else 0
-        report = SubmissionReport(service, selector, result.run_id, dry_run, selected, invalid, results)
-    error, configuration = (None, False) if result.success else _failure(result, integration)
+class RunTrace:
+    """What a follower learned of one run from its event log."""
+
+    def __init__(self, run: dg.DagsterRun) -> None:
+        self.run = run
+        self.cursor: str | None = None
+        self.status: dg.DagsterRunStatus = run.status
+        self.metadata: dict[str, dict[str, Any]] = {}
+        self.check_failures: list[str] = []
+        self.step_failures: list[tuple[str, Any]] = []
+        self.run_failure: str | None = None
+        self.finished = False
+
+    def read(self, instance: dg.DagsterInstance, on_message: ProgressCallback | None = None) -> None:
+        """Read the run's new event-log records; info messages of its steps go to `on_message`."""
+        while True:
+            connection = instance.get_records_for_run(self.run.run_id, cursor=self.cursor, limit=1000)
+            for record in connection.records:
+                self._take(record.event_log_entry, on_message)
+            self.cursor = connection.cursor
+            if not connection.has_more:
+                return
+
+    def _take(self, entry: Any, on_message: ProgressCallback | None) -> None:
+        event = entry.dagster_event
+        if event is None:
+            if on_message is not None and entry.level >= logging.INFO and entry.step_key:
+                on_message(entry.user_message)
+            return
+        kind = event.event_type
+        if kind is dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.step_materialization_data.materialization
+            self.metadata[materialization.asset_key.path[-1]] = {
+                name: value.value for name, value in materialization.metadata.items()
+            }
+        elif kind is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity is dg.AssetCheckSeverity.ERROR and evaluation.blocking:
+                detail = evaluation.description or "did not pass"
+                self.check_failures.append(f"asset check {evaluation.check_name} failed: {detail}")
+        elif kind is dg.DagsterEventType.STEP_FAILURE:
+            failure = event.step_failure_data
+            self.step_failures.append((event.step_key, failure.error if failure else None))
+        elif kind is dg.DagsterEventType.RUN_FAILURE:
+            self.run_failure = event.message or entry.user_message
+        if kind in _END_EVENTS:
+            self.finished = True
+            self.status = {
+                dg.DagsterEventType.RUN_SUCCESS: dg.DagsterRunStatus.SUCCESS,
+                dg.DagsterEventType.RUN_FAILURE: dg.DagsterRunStatus.FAILURE,
+                dg.DagsterEventType.RUN_CANCELED: dg.DagsterRunStatus.CANCELED,
+            }[kind]
+
+
+def follow_runs(
+    instance: dg.DagsterInstance,
+    run_ids: Sequence[str],
+    *,
+    dispatcher: Dispatcher | None = None,
+    on_progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+) -> dict[str, RunTrace]:
+    """Follow the runs until each has ended (or `timeout` seconds passed), launching queued ones when no daemon does.
+
+    With several runs, each progress line starts with its shard (`shard 2/4: ...`).
+    """
+    traces = {}
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id} on this instance")
+        traces[run_id] = RunTrace(run)
+    count = len(run_ids)
+    prefixes = {run_id: f"shard {i + 1}/{count}: " if count > 1 else "" for i, run_id in enumerate(run_ids)}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    told_queued: set[str] = set()
+    while True:
+        waiting = [run_id for run_id, trace in traces.items() if not trace.finished]
+        if dispatcher is not None and waiting:
+            dispatcher.launch_queued(waiting)
+        for run_id in waiting:
+            trace = traces[run_id]
+            say = None if on_progress is None else (lambda line, p=prefixes[run_id]: on_progress(p + line))
+            trace.read(instance, say)
+            if not trace.finished:
+                run = instance.get_run_by_id(run_id)
+                if run is not None and run.is_finished:
+                    # Ended without an end event (e.g. marked failed by a dispatcher): read what is left.
+                    trace.read(instance, say)
+                    trace.finished, trace.status = True, run.status
+                elif run is not None and run.status is dg.DagsterRunStatus.QUEUED and run_id not in told_queued:
+                    told_queued.add(run_id)
+                    if say is not None:
+                        say(f"run {run_id} waits in the run queue (one run per integration and shard at a time)")
+        if all(trace.finished for trace in traces.values()):
+            return traces
+        if deadline is not None and time.monotonic() >= deadline:
+            return traces
+        time.sleep(POLL_INTERVAL_S)
+
+
+def run_report(instance: dg.DagsterInstance, run_id: str) -> tuple[dg.DagsterRun, RunSummary | None]:
+    """A submission run and, once it has ended, its summary.
+
+    Raises:
+        LookupError: the instance has no submission run with that id.
+    """
+    run = instance.get_run_by_id(run_id)
+    if run is None or TAG_INTEGRATION not in run.tags or run.job_name != job_name(run.tags[TAG_INTEGRATION]):
+        raise LookupError(f"no submission run {run_id}")
+    if not run.is_finished:
+        return run, None
+    trace = RunTrace(run)
+    trace.read(instance)
+    trace.finished, trace.status = True, run.status
+    return run, summarize_trace(discover().get(run.tags[TAG_INTEGRATION]), trace)
+
+
+def merge_summaries(summaries: Sequence[RunSummary]) -> RunSummary:
+    """One summary for the runs of a sharded submission (a single run's summary is returned as it is)."""
+    first = summaries[0]
+    if len(summaries) == 1:
+        return first
+    errors = [f"shard {i + 1}/{len(summaries)}: {s.error}" for i, s in enumerate(summaries) if s.error]
     return RunSummary(
-        run_id=result.run_id,
-        service=service,
-        selector=selector,
-        dry_run=dry_run,
-        success=result.success,
-        counts=report.counts,
-        results=list(results),
-        error=error,
-        configuration_error=configuration,
+        run_id=first.run_id,
+        service=first.service,
+        selector=first.selector,
+        dry_run=first.dry_run,
+        success=all(s.success for s in summaries),
+        counts={key: sum(s.counts.get(key, 0) for s in summaries) for key in COUNT_KEYS},
+        results=sorted((r for s in summaries for r in s.results), key=lambda r: r.event_id),
+        error="; ".join(errors) or None,
+        configuration_error=any(s.configuration_error for s in summaries),
+        run_ids=[run_id for s in summaries for run_id in s.run_ids],
     )
 
 
-def _asset_value(result: Any, key: list[str]) -> Any:
-    try:
-        return result.asset_value(dg.AssetKey(key))
-    except dg.DagsterError:
-        return None
+def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
+    run = trace.run
+    service = integration.name
+    ops: dict[str, Any] = dict(run.run_config).get("ops") or {}  # type: ignore[assignment]
+    config: dict[str, Any] = (ops.get(first_op_name(service)) or {}).get("config") or {}
+    dry_run = bool(config.get("dry_run", False))
+    results = run_results(get_database(get_settings().resolved_database_url), service, run.run_id)
+    final = trace.metadata.get("submission_results")
+    if final is not None:
+        skipped = final.get(SKIPPED_METADATA) or []
+        if skipped:
+            results = sorted([*results, *_skipped_results(skipped)], key=lambda r: r.event_id)
+        counts = {key: int(final.get(key, 0)) for key in COUNT_KEYS}
+    else:
+        earlier = trace.metadata.get("payloads") or trace.metadata.get("selected_events") or {}
+        selected = int(earlier.get("selected", 0))
+        invalid = int(earlier.get("invalid", 0))
+        by_outcome = {o: sum(r.outcome is o for r in results) for o in Outcome}
+        counts = {
+            "selected": selected,
+            "transformed": int(earlier.get("transformed", selected - invalid)),
+            "invalid": invalid,
+            "submitted": by_outcome[Outcome.SUCCESS],
+            "failed": by_outcome[Outcome.FAILED],
+            "dry_run": by_outcome[Outcome.DRY_RUN],
+            "skipped": by_outcome[Outcome.SKIPPED],
+        }
+    success = trace.status is dg.DagsterRunStatus.SUCCESS
+    error, configuration = (None, False) if success else _failure(trace, integration)
+    return RunSummary(
+        run_id=run.run_id,
+        service=service,
+        selector=str(config.get("selector", "unsubmitted")),
+        dry_run=dry_run,
+        success=success,
+        counts=counts,
+        results=results,
+        error=error,
+        configuration_error=configuration,
+        run_ids=[run.run_id],
+    )
 
 
-def _failure(result: Any, integration: Integration) -> tuple[str, bool]:
+def _skipped_results(skipped: list[list[Any]]) -> list[SubmissionResult]:
+    reasons = {int(event_id): str(reason) for event_id, reason in skipped}
+    database = get_database(get_settings().resolved_database_url)
+    with database.session() as session:
+        rows = session.execute(
+            select(EventCache.id, EventCache.source_url, EventCache.data).where(EventCache.id.in_(list(reasons)))
+        ).all()
+    return [
+        SubmissionResult(
+            event_id,
+            source_url,
+            str(data.get("title") or "") if isinstance(data, dict) else "",
+            Outcome.SKIPPED,
+            error=reasons[event_id],
+        )
+        for event_id, source_url, data in rows
+    ]
+
+
+def _failure(trace: RunTrace, integration: Integration) -> tuple[str, bool]:
     """Why the run failed, as one message (secrets redacted), and whether it was a configuration error."""
-    messages: list[str] = []
+    messages: list[str] = list(trace.check_failures)
     configuration = False
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed and evaluation.severity is dg.AssetCheckSeverity.ERROR and evaluation.blocking:
-            detail = evaluation.description or "did not pass"
-            messages.append(f"asset check {evaluation.check_name} failed: {detail}")
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error if event.step_failure_data else None
+    for step_key, error in trace.step_failures:
         if error is None or error.cls_name == "DagsterAssetCheckFailedError":
             continue
         chain = []
@@ -291,10 +425,12 @@ def _failure(result: Any, integration: Integration) -> tuple[str, bool]:
             # The project's errors name what they concern; Dagster's step key and class path add nothing.
             messages.append(re.sub(rf"^[\w.]*\b{root.cls_name}: ", "", text))
         else:
-            messages.append(f"{event.step_key}: {text}")
+            messages.append(f"{step_key}: {text}")
     if not messages:
-        failure = result.get_run_failure_event()
-        messages.append(failure.message if failure is not None else "the run failed")
+        if trace.status is dg.DagsterRunStatus.CANCELED:
+            messages.append("the run was canceled")
+        else:
+            messages.append(trace.run_failure or "the run failed")
     return _redact("; ".join(messages), integration), configuration
 
 

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from event_importer.errors import ConfigurationError
 
 ENV_FILE = ".env"
+# The most shards a submission may have: more would mostly wait in the run queue, at a run each.
+MAX_SHARDS = 64
 
 
 class Settings(BaseSettings):
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
         "unset: each process keeps its own limits.",
     )
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
+    api_wait_timeout: float = Field(
+        default=300.0, gt=0, le=3600, description="Longest a submit with ?wait=true holds the request, in seconds."
+    )
     cache_dir: Path | None = Field(
         default=None,
         description="Folder of rebuildable caches (the timezone gazetteer's indexes); "

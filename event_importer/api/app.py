@@ -1,5 +1,7 @@
 """The FastAPI application: health, event loading, and each integration's routes."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -8,16 +10,26 @@ from fastapi.responses import JSONResponse
 
 from event_importer import __version__
 from event_importer.api.routes import integration_router
+from event_importer.api.runs import runs_router
 from event_importer.api.security import BodySizeLimit, require_token
 from event_importer.db.engine import get_database
 from event_importer.events.loader import load_events, parse_records
 from event_importer.integrations.discovery import discover
+from event_importer.run_queue import QueueServer
 from event_importer.settings import get_settings
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The code server waits for the runs it executes; closing it here does not cut them short.
+    app.state.queue_server.close()
 
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="event-importer", version=__version__)
+    app = FastAPI(title="event-importer", version=__version__, lifespan=_lifespan)
+    app.state.queue_server = QueueServer()
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -59,4 +71,5 @@ def create_app() -> FastAPI:
 
     for integration in discover().integrations.values():
         app.include_router(integration.load_router() or integration_router(integration))
+    app.include_router(runs_router())
     return app

@@ -10,14 +10,14 @@ own `cli.py` can start from it and add commands:
     @cli.command()
     def ping() -> None: ...
 
-Every submission goes through `event_importer.runs.submit_through_dagster`, so it is a Dagster run
-on the project's instance, listed in the UI with the tag `event-importer/trigger=cli`.
+Every submission goes through `event_importer.runs.submit_through_dagster`: Dagster runs on the
+project's instance (one per shard), queued and launched like the UI's and listed in the UI with the
+tag `event-importer/trigger=cli`; the command follows them and prints their progress and results.
 
 Exit status of `submit` and `retry-failed`: 0 when every selected event succeeded or was a dry run,
 1 when any failed (or the run failed), 2 for usage or configuration errors (nothing was sent).
 """
 
-import gc
 import os
 import shutil
 import signal
@@ -32,6 +32,7 @@ from event_importer.cli.output import USAGE_ERROR, print_json, table
 from event_importer.errors import EventImporterError
 from event_importer.integrations.discovery import Integration, discover
 from event_importer.integrations.records import SubmissionResult, failures_first
+from event_importer.settings import MAX_SHARDS
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -56,11 +57,22 @@ def integration_group(integration: Integration | str) -> click.Group:
     )
     @click.option("--url", default=None, help="Source URL of one event (for --selector url).")
     @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
-    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Submit at most N events.")
+    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Submit at most N events (per shard).")
+    @click.option(
+        "--shards",
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=1,
+        show_default=True,
+        help="Split the events into N runs (by event id) that run side by side.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the run id, counts and outcomes as JSON.")
-    def submit(selector: str, url: str | None, dry_run: bool, limit: int | None, as_json: bool) -> None:
+    def submit(
+        selector: str, url: str | None, dry_run: bool, limit: int | None, shards: int, as_json: bool
+    ) -> None:
         """Submit events through the integration's Dagster job and print the results."""
-        run_submission(name, selector=selector, url=url, dry_run=dry_run, limit=limit, as_json=as_json)
+        run_submission(
+            name, selector=selector, url=url, dry_run=dry_run, limit=limit, shards=shards, as_json=as_json
+        )
 
     @group.command("retry-failed")
     @click.option("--dry-run", is_flag=True, help="Select, transform and record, but send nothing.")
@@ -89,14 +101,18 @@ def integration_group(integration: Integration | str) -> click.Group:
 
 
 def run_submission(
-    service: str, *, selector: str, url: str | None, dry_run: bool, limit: int | None, as_json: bool
+    service: str,
+    *,
+    selector: str,
+    url: str | None,
+    dry_run: bool,
+    limit: int | None,
+    as_json: bool,
+    shards: int = 1,
 ) -> NoReturn:
     """Run one submission, print its results and exit with the status described in the module docstring."""
     from event_importer.runs import submit_through_dagster
 
-    # This process ends with the run: the objects Dagster and the definitions left behind live
-    # until then, so the cyclic collector need not walk them again and again while events are sent.
-    gc.freeze()
     try:
         summary = submit_through_dagster(
             service,
@@ -104,6 +120,7 @@ def run_submission(
             url=url,
             dry_run=dry_run,
             limit=limit,
+            shards=shards,
             trigger="cli",
             on_progress=lambda line: click.echo(line, err=True),
         )
@@ -113,6 +130,7 @@ def run_submission(
         print_json(
             {
                 "run_id": summary.run_id,
+                "run_ids": summary.run_ids,
                 "service": summary.service,
                 "selector": summary.selector,
                 "dry_run": summary.dry_run,
@@ -127,7 +145,8 @@ def run_submission(
     else:
         print_results(summary.results)
         counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in summary.counts.items())
-        click.echo(f"{'dry run' if summary.dry_run else 'run'} {summary.run_id}: {counts}")
+        runs = ", ".join(summary.run_ids)
+        click.echo(f"{'dry run' if summary.dry_run else 'run'} {runs}: {counts}")
         if summary.error:
             click.echo(f"error: {summary.error}", err=True)
         click.echo("see it in the Dagster UI: event-importer ui", err=True)

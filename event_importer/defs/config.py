@@ -10,7 +10,22 @@ class first (`runs.submit_through_dagster` does).
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
+
+from event_importer.settings import MAX_SHARDS
+
+
+class ShardConfig(dg.Config):
+    """One shard of a submission split `count` ways: the events whose id modulo `count` is `index`."""
+
+    index: int = Field(ge=0, description="This run's shard, from 0 to count - 1.")
+    count: int = Field(ge=1, le=MAX_SHARDS, description="How many shards the submission is split into.")
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> "ShardConfig":
+        if self.index >= self.count:
+            raise ValueError(f"shard index {self.index} is not below the shard count {self.count}")
+        return self
 
 
 class SubmitConfig(dg.Config):
@@ -20,7 +35,12 @@ class SubmitConfig(dg.Config):
     dry_run: bool = Field(
         default=False, description="Select, transform and record dry-run outcomes, but send nothing."
     )
-    limit: int | None = Field(default=None, ge=1, description="Submit at most this many events (lowest ids first).")
+    limit: int | None = Field(
+        default=None, ge=1, description="Submit at most this many events (lowest ids first; per shard)."
+    )
+    shard: ShardConfig | None = Field(
+        default=None, description="Submit only one shard of the selected events (see `submit --shards`)."
+    )
 
     # Set on each per-integration subclass; declared here so every subclass reads the same.
     selector: str = "unsubmitted"
@@ -60,6 +80,12 @@ TAG_DRY_RUN = "event-importer/dry_run"
 # `host:pid` of the process running an in-process run, so a later run can tell it died.
 TAG_OWNER = "event-importer/owner"
 TRIGGERS = ("cli", "api", "schedule", "sensor", "ui")
+# The run queue's per-value limit applies to this tag (dagster.yaml): one run per integration and shard
+# at a time, so the shards of one submission run side by side while two submissions take turns.
+TAG_LANE = "event-importer/lane"
+# `index/count` of a shard run, and the id the shards of one submission share.
+TAG_SHARD = "event-importer/shard"
+TAG_SUBMISSION = "event-importer/submission"
 
 
 def job_name(service: str) -> str:
@@ -76,9 +102,22 @@ def run_config(service: str, config: SubmitConfig) -> dict[str, Any]:
     return {"ops": {first_op_name(service): {"config": config.model_dump(exclude_none=True)}}}
 
 
+def lane(service: str, shard_index: int = 0) -> str:
+    """The queue lane of a run: an unsharded run takes shard 0's."""
+    return f"{service}/{shard_index}"
+
+
 def run_tags(config: SubmitConfig, trigger: str) -> dict[str, str]:
-    return {
+    tags = {
         TAG_TRIGGER: trigger,
         TAG_SELECTOR: config.selector,
         TAG_DRY_RUN: str(config.dry_run).lower(),
     }
+    if config.shard is not None:
+        tags[TAG_SHARD] = f"{config.shard.index}/{config.shard.count}"
+    return tags
+
+
+def service_tags(service: str, config: SubmitConfig) -> dict[str, str]:
+    """The tags that place a run of `service` in the queue: its integration and its lane."""
+    return {TAG_INTEGRATION: service, TAG_LANE: lane(service, config.shard.index if config.shard else 0)}

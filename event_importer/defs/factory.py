@@ -9,9 +9,8 @@ and recording each outcome as it arrives. The run configuration sits on the firs
 downstream inside the values, so `dry_run` reaches `submission_results`.
 """
 
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -20,11 +19,14 @@ from event_importer.defs.checks import check_specs, evaluate_checks
 from event_importer.defs.config import (
     TAG_DRY_RUN,
     TAG_INTEGRATION,
+    TAG_LANE,
+    TAG_OWNER,
     TAG_SELECTOR,
     TAG_TRIGGER,
     SubmitConfig,
     build_config_class,
     job_name,
+    lane,
 )
 from event_importer.defs.resources import IntegrationClientResource, client_resource, client_resource_key
 from event_importer.defs.schedules import build_schedule
@@ -34,40 +36,37 @@ from event_importer.errors import ConfigurationError
 from event_importer.integrations.base import BaseSubmitter
 from event_importer.integrations.discovery import Integration
 from event_importer.integrations.packed import Packed
-from event_importer.integrations.records import EventRef, SubmissionReport, SubmissionResult, failures_first
+from event_importer.integrations.records import (
+    EventRef,
+    Outcome,
+    SubmissionReport,
+    SubmissionResult,
+    failures_first,
+)
+from event_importer.ledger import current_owner
 
+# `[[event id, reason], ...]` of the events another run held, on `submission_results` when there are any.
+SKIPPED_METADATA = "skipped_events"
 # Rows of the Markdown tables in materialization metadata.
 PREVIEW_ROWS = 20
 CELL_LIMIT = 200
 
 
-class ProgressListener(Protocol):
-    """Told what a run does as it does it; registered by the caller that started the run in this process."""
-
-    def message(self, text: str) -> None: ...
-
-    def result(self, result: SubmissionResult, done: int, total: int) -> None: ...
+# Per-event progress lines for runs up to this size; bigger runs log every 1 %.
+EVERY_EVENT_UP_TO = 100
 
 
-_listeners: dict[str, ProgressListener] = {}
-_listeners_lock = threading.Lock()
+def progress_line(result: SubmissionResult, done: int, total: int) -> str | None:
+    """The run's log line for its `done`-th result, or None when this one is not logged.
 
-
-def register_listener(run_id: str, listener: ProgressListener) -> Callable[[], None]:
-    """Have the run `run_id`, when executed in this process, report to `listener`; returns the unregister call."""
-    with _listeners_lock:
-        _listeners[run_id] = listener
-
-    def unregister() -> None:
-        with _listeners_lock:
-            _listeners.pop(run_id, None)
-
-    return unregister
-
-
-def _listener(run_id: str) -> ProgressListener | None:
-    with _listeners_lock:
-        return _listeners.get(run_id)
+    These lines, like the steps' other info messages, are what the CLI prints as the run goes: it
+    follows the run's event log.
+    """
+    if total <= EVERY_EVENT_UP_TO or done % max(1, total // 100) == 0 or done == total:
+        what = result.title or result.source_url
+        error = f": {result.error}" if result.error else ""
+        return f"[{done}/{total}] {result.outcome.value} {what}{error}"
+    return None
 
 
 def escape_cell(value: Any, limit: int = CELL_LIMIT) -> str:
@@ -124,8 +123,6 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
 
     def _say(context: dg.AssetExecutionContext, text: str) -> None:
         context.log.info(text)
-        if (listener := _listener(context.run.run_id)) is not None:
-            listener.message(text)
 
     @dg.asset(
         key=[svc, "selected_events"],
@@ -151,7 +148,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             )
         _say(context, f"selecting events (selector {cfg.selector})")
         with _database(context).session() as session:
-            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit))
+            shard = (cfg.shard.index, cfg.shard.count) if cfg.shard else None
+            events = Packed.of(EventRef, sub.select(session, cfg.selector, url=cfg.url, limit=cfg.limit, shard=shard))
         _say(context, f"selected {len(events)} events")
         rows = [[e.id, e.title, e.source_url, "yes" if e.submitted_before else ""] for e in events.head(PREVIEW_ROWS)]
         metadata: dict[str, Any] = {
@@ -166,6 +164,8 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             metadata["url"] = cfg.url
         if cfg.limit is not None:
             metadata["limit"] = dg.MetadataValue.int(cfg.limit)
+        if cfg.shard is not None:
+            metadata["shard"] = f"{cfg.shard.index} of {cfg.shard.count}"
         value = Selection(cfg.selector, cfg.url, cfg.dry_run, cfg.limit, events)
         return dg.Output(value, metadata=metadata)
 
@@ -215,18 +215,14 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         resource: IntegrationClientResource = getattr(context.resources, client_key)
         sub = resource.submitter
         run_id = context.run.run_id
-        listener = _listener(run_id)
         total = len(payloads.payloads)
-        step = max(1, total // 10)
         done = 0
 
         def progress(result: SubmissionResult) -> None:
             nonlocal done
             done += 1
-            if listener is not None:
-                listener.result(result, done, total)
-            if done % step == 0 or done == total:
-                context.log.info(f"{done}/{total} events recorded")
+            if (line := progress_line(result, done, total)) is not None:
+                context.log.info(line)
 
         verb = "recording dry runs for" if selection.dry_run else "sending"
         _say(context, f"{verb} {total - payloads.invalid} payloads")
@@ -248,6 +244,9 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             "mode": _mode(selection.dry_run),
             "results": dg.MetadataValue.md(results_table(results)),
         }
+        if skipped := [[r.event_id, r.error] for r in results if r.outcome is Outcome.SKIPPED]:
+            # The ledger has no row of this run for them: whoever follows the run learns of them here.
+            metadata[SKIPPED_METADATA] = dg.MetadataValue.json(skipped)
         value = Submitted(report, tuple(p.event.id for p in payloads.payloads))
         checks = evaluate_checks(
             svc,
@@ -265,7 +264,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
         description=f"{about}Select, transform and submit events to {svc}.",
         executor_def=dg.in_process_executor,
         # Runs started from the UI keep `ui`; the CLI, API, schedule and sensor set their own.
-        tags={TAG_INTEGRATION: svc, TAG_TRIGGER: "ui"},
+        tags={TAG_INTEGRATION: svc, TAG_LANE: lane(svc), TAG_TRIGGER: "ui"},
     )
     return dg.Definitions(
         assets=[selected_events, payloads, submission_results],
@@ -277,9 +276,14 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
 
 
 def _tag_run(context: dg.AssetExecutionContext, config: SubmitConfig) -> None:
-    """Add the selector and dry-run tags to runs whose launcher did not (e.g. the UI's launchpad)."""
+    """Add the selector and dry-run tags to runs whose launcher did not (e.g. the UI's launchpad), and
+    the `host:pid` of the process running it, so that a dispatcher can tell when it died."""
     tags = context.run.tags
-    wanted = {TAG_SELECTOR: config.selector, TAG_DRY_RUN: str(config.dry_run).lower()}
+    wanted = {
+        TAG_SELECTOR: config.selector,
+        TAG_DRY_RUN: str(config.dry_run).lower(),
+        TAG_OWNER: current_owner(),
+    }
     missing = {k: v for k, v in wanted.items() if tags.get(k) != v}
     if missing:
         context.instance.add_run_tags(context.run.run_id, missing)

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
+from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
 from event_importer.errors import ConfigurationError
 
 
@@ -31,7 +31,7 @@ def build_schedule(
             cron_schedule=cron,
             execution_timezone="UTC",
             run_config=run_config(service, config),
-            tags={TAG_INTEGRATION: service, **run_tags(config, "schedule")},
+            tags={**service_tags(service, config), **run_tags(config, "schedule")},
             default_status=dg.DefaultScheduleStatus.STOPPED,
             description=f"Submit unsubmitted events to {service} on its schedule ({cron}, UTC).",
         )

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import func, or_, select
 
-from event_importer.defs.config import TAG_INTEGRATION, SubmitConfig, run_config, run_tags
+from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
 from event_importer.defs.resources import DatabaseResource
 from event_importer.integrations.base import BaseSubmitter
 
@@ -98,7 +98,7 @@ def build_new_events_sensor(
                 dg.RunRequest(
                     run_key=f"{service}:{name}:{window}",
                     run_config=run_config(service, config),
-                    tags={TAG_INTEGRATION: service, **run_tags(config, "sensor")},
+                    tags={**service_tags(service, config), **run_tags(config, "sensor")},
                 )
             )
         context.log.info(", ".join(f"{n} {name}" for name, n in found.items()) + " events beyond the cursor")

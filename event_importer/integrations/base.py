@@ -215,9 +215,19 @@ class BaseSubmitter(ABC):
     # -- the three steps -------------------------------------------------------------------------
 
     def select(
-        self, session: Session, selector: str, *, url: str | None = None, limit: int | None = None
+        self,
+        session: Session,
+        selector: str,
+        *,
+        url: str | None = None,
+        limit: int | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[EventRef]:
         """Stream the selected events in id order, a chunk of rows at a time.
+
+        `shard=(index, count)` keeps the events whose cache id modulo `count` is `index`: a stable
+        split (an event keeps its id) that puts every event in exactly one shard, in SQL that SQLite
+        and PostgreSQL both run.
 
         Each event's attempt count comes from the same statement, hence the same snapshot, as the
         decision to select it: the claim for attempt `attempts + 1` then fails if any other run
@@ -252,6 +262,9 @@ class BaseSubmitter(ABC):
             )
             .order_by(EventCache.id)
         )
+        if shard is not None:
+            index, count = shard
+            statement = statement.where(EventCache.id % count == index)
         if limit is not None:
             statement = statement.limit(limit)
         rows = _execute_without_jit(session, statement.execution_options(yield_per=CHUNK_SIZE))

@@ -156,3 +156,15 @@ def test_unknown_selector_lists_the_valid_ones(submitter):
     assert "bogus" in str(info.value)
     for name in ("unsubmitted", "failed", "pending", "changed", "all", "url"):
         assert name in info.value.valid
+
+
+@pytest.mark.parametrize("count", [1, 3, 4])
+def test_shards_split_a_selection_so_every_event_is_in_exactly_one(submitter, database, count):
+    ids = add_events(database, *(event_data() for _ in range(10)))
+    attempt(database, SVC, ids[0], S.SUCCESS)
+    whole = selected(submitter, database, "unsubmitted")
+    shards = [selected(submitter, database, "unsubmitted", shard=(index, count)) for index in range(count)]
+    assert sorted(i for shard in shards for i in shard) == whole
+    assert all(shard for shard in shards), "10 consecutive ids leave no shard empty"
+    # Stable: the same event falls in the same shard on every run.
+    assert shards == [selected(submitter, database, "unsubmitted", shard=(index, count)) for index in range(count)]
