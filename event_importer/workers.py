@@ -28,7 +28,7 @@ from celery import Celery
 from dagster_celery.config import DEFAULT_CONFIG
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
-from kombu import Queue
+from kombu.entity import Queue
 
 from event_importer.instance import CELERY_BROKER_ENV, CELERY_QUEUE_ENV, prepare_environment
 
@@ -44,7 +44,7 @@ def make_worker_app() -> Celery:
     """The Celery app of a worker: the run launcher's tasks, on the configured broker and queue."""
     prepare_environment()
     queue = queue_name()
-    app = make_app(
+    app: Celery = make_app(  # type: ignore[no-untyped-call]
         app_args={
             "broker": os.environ.get(CELERY_BROKER_ENV),
             # Results are Dagster's event log (PostgreSQL); Celery's own result is not read.
@@ -54,7 +54,9 @@ def make_worker_app() -> Celery:
             "task_default_queue": queue,
         }
     )
-    app.conf.task_queues = [Queue(queue, routing_key=f"{queue}.#", queue_arguments={"x-max-priority": 10})]
+    app.conf.task_queues = [
+        Queue(queue, routing_key=f"{queue}.#", queue_arguments={"x-max-priority": 10})  # type: ignore[no-untyped-call]
+    ]
     # A run's task is acknowledged when taken, so a worker killed mid-run does not hand it to another
     # worker behind the ledger's back: its shard is re-run on purpose (`submit --selector pending`).
     app.conf.worker_prefetch_multiplier = 1
