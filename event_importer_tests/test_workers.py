@@ -52,7 +52,7 @@ WORKERS = 2
 MAX_CONCURRENCY = 6
 RATE_LIMIT = 250
 LATENCY = 0.02
-KILL_AFTER = 600
+KILL_AFTER = 300
 PROCESS_TIMEOUT = 240
 BIN = Path(sys.executable).parent
 
@@ -198,6 +198,12 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
         monkeypatch.setenv("EVENT_IMPORTER_DAGSTER_POSTGRES_URL", dagster_postgres_url)
         return dg.DagsterInstance.get()
 
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.monotonic() - started, 1)
+
     try:
         for n in range(WORKERS):
             start_worker(n)
@@ -207,6 +213,7 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
         first = cli("--shards", str(SHARDS))
         out, err = first.communicate(timeout=PROCESS_TIMEOUT)
         assert first.returncode == 0, err.decode()[-3000:]
+        phase("first submission done")
         report = json.loads(out)
         assert report["counts"]["submitted"] == EVENTS, report["counts"]
         accepted = _accepted_urls(stand_in, "first")
@@ -235,6 +242,7 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
             _wait(victim_mid_run, "the first worker to be half way through a run of the second submission")
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(10)
+            phase("worker killed")
 
             # What the dispatcher (or run monitoring) does for a run whose worker is gone.
             def dead_run_marked_failed() -> bool:
@@ -247,12 +255,14 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
             _wait(dead_run_marked_failed, "the dead worker's run to be marked failed")
         out, err = second.communicate(timeout=PROCESS_TIMEOUT)
         assert second.returncode == 1, err.decode()[-3000:]
+        phase("second submission ended")
 
         # The re-run of the killed shard: its stale claims, then what it never claimed (one run each).
         for selector in ("pending", "unsubmitted"):
             rerun = cli("--selector", selector)
             out, err = rerun.communicate(timeout=PROCESS_TIMEOUT)
             assert rerun.returncode == 0, err.decode()[-3000:]
+            phase(f"re-run {selector} done")
 
         accepted = _accepted_urls(stand_in, "second")
         assert len(accepted) == EVENTS, "an event was lost"
@@ -263,6 +273,7 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
         stats = stand_in.get("stats")
         assert stats["peak_in_flight"] <= MAX_CONCURRENCY, stats
         assert stats["peak_per_second"] <= RATE_LIMIT * 1.005 + 1, stats
+        print(json.dumps({"seconds": phases, "duplicates": duplicates, "stand-in": stats}))
     finally:
         for process in workers:
             if process.poll() is None:

@@ -13,8 +13,8 @@ clock (workers on several hosts need not agree on the time):
   than `LATE_S` (5 ms) after its slot, because its process was busy, reserves a new slot instead, so
   delays cannot bunch requests up: any one second holds at most `rate x 1.005 + 1` departures.
 
-A process waiting for a slot asks again after a short pause (1-5 ms); only one waiting request per
-process asks at a time. Redis unreachable: `SharedLimitError`, raised before the request is sent.
+A request asks once; when every slot is taken it asks again after a short pause (1-5 ms), only one
+waiting request per process at a time. Redis unreachable: `SharedLimitError`, raised before the request is sent.
 """
 
 import asyncio
@@ -123,13 +123,16 @@ class SharedLimits:
         import redis.asyncio as redis
 
         if self._redis is None:
-            client = redis.Redis.from_url(
+            # Room for every request of this process to ask and to give back at once (a blocking pool
+            # waits for a connection rather than failing when more ask).
+            pool = redis.BlockingConnectionPool.from_url(
                 self._url.get_secret_value(),
+                max_connections=2 * self.max_in_flight + 2,
+                timeout=REDIS_TIMEOUT_S,
                 socket_timeout=REDIS_TIMEOUT_S,
                 socket_connect_timeout=REDIS_TIMEOUT_S,
-                # A pool as large as the requests that may release at once, so none waits for a connection.
-                max_connections=self.max_in_flight + 2,
             )
+            client = redis.Redis.from_pool(pool)
             self._redis = client
             self._script = client.register_script(_ACQUIRE)
         try:
@@ -157,25 +160,27 @@ class SharedLimits:
         script = self._script
         assert script is not None
         loop = asyncio.get_running_loop()
+        args = [self.max_in_flight, self.lease_us, self.interval_us]
+
+        async def ask(token: str) -> tuple[float, int]:
+            # The script runs after `asked`, so the rate slot is no earlier than `asked + wait`.
+            asked = loop.time()
+            try:
+                return asked, int(await script(keys=self.keys, args=[token, *args]))
+            except Exception as exc:  # noqa: BLE001 - see open()
+                raise self._error(exc) from None
+
         while True:
             token = f"{self._owner}:{next(self._ids)}"
-            async with self._door:
-                pause = POLL_FIRST_S
-                while True:
-                    # The script ran after this instant, so the slot is no earlier than `asked + wait`.
-                    asked = loop.time()
-                    try:
-                        wait_us = int(
-                            await script(
-                                keys=self.keys, args=[token, self.max_in_flight, self.lease_us, self.interval_us]
-                            )
-                        )
-                    except Exception as exc:  # noqa: BLE001 - see open()
-                        raise self._error(exc) from None
-                    if wait_us >= 0:
-                        break
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, POLL_MAX_S)
+            asked, wait_us = await ask(token)
+            if wait_us < 0:
+                # Every slot is taken: one waiting request per process asks again until one frees.
+                async with self._door:
+                    pause = POLL_FIRST_S
+                    while wait_us < 0:
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, POLL_MAX_S)
+                        asked, wait_us = await ask(token)
             if not self.interval_us:
                 return token
             slot = asked + wait_us / 1_000_000
