@@ -5,7 +5,6 @@
     ├── IntegrationNotFoundError    no integration has that name
     ├── UnknownSelectorError        the integration has no selector of that name
     ├── UsageError                  a request that cannot become a run (e.g. 'url' selector, no url)
-    ├── RunInProgressError          another run of the same integration is active
     ├── TransformError              one event cannot be mapped to the destination's format
     ├── SharedLimitError            the store of a destination's shared limits is unreachable: stop sending
     └── SubmissionError             one event could not be delivered
@@ -42,10 +41,6 @@ class UnknownSelectorError(EventImporterError):
 
 class UsageError(EventImporterError):
     """The request cannot become a run: e.g. the 'url' selector without a url, or a limit below 1."""
-
-
-class RunInProgressError(EventImporterError):
-    """Another run of the integration's job is active on the instance."""
 
 
 class TransformError(EventImporterError):

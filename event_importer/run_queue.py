@@ -17,19 +17,24 @@ failed before it counts the active ones (with a daemon, Dagster's run monitoring
 
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import dagster as dg
+from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.launcher import LaunchRunContext
 from dagster._core.remote_representation.external import RemoteJob
 from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget, WorkspaceLoadTarget
+from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from event_importer.defs.config import TAG_OWNER
@@ -155,6 +160,8 @@ class Dispatcher:
         Returns the ids launched now.
         """
         if queue_daemon_live(self.instance):
+            # Dagster's run monitoring cannot tell that a default-launched run's process died; free its lane here.
+            live_active_runs(self.instance)
             return []
         queued = [
             record.dagster_run
@@ -164,11 +171,10 @@ class Dispatcher:
         ]
         if not queued:
             return []
-        launched = []
-        workspace = self._workspace()
+        chosen = []
         with file_lock(dagster_home() / ".run-queue.lock"):
             config = self.instance.get_concurrency_config().run_queue_config
-            active = list(_live_active_runs(self.instance))
+            active = live_active_runs(self.instance)
             room = len(queued) if config is None or config.max_concurrent_runs == -1 else (
                 config.max_concurrent_runs - len(active)
             )
@@ -179,24 +185,51 @@ class Dispatcher:
                     break
                 if counter.is_blocked(run):
                     continue
-                self.instance.launch_run(run.run_id, workspace)
+                # STARTING from here on: other dispatchers count it once this lock is released.
+                self.instance.report_dagster_event(
+                    DagsterEvent(event_type_value=DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name),
+                    run_id=run.run_id,
+                )
                 counter.update_counters_with_launched_item(run)
                 room -= 1
-                launched.append(run.run_id)
-        return launched
+                chosen.append(run.run_id)
+        # Each launch waits until its run's process has started: the shards of a submission start together.
+        workspace = self._workspace()
+        with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+            list(pool.map(lambda run_id: self._launch(run_id, workspace), chosen))
+        return chosen
+
+    def _launch(self, run_id: str, workspace: WorkspaceRequestContext) -> None:
+        """Hand a STARTING run to the run launcher; a launch that fails fails the run (as the daemon does)."""
+        run = self.instance.get_run_by_id(run_id)
+        if run is None:
+            return
+        try:
+            self.instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
+        except Exception:  # noqa: BLE001 - recorded on the run, which the follower then reports
+            error = serializable_error_info_from_exc_info(sys.exc_info())
+            self.instance.report_engine_event(error.message, run, EngineEventData.engine_error(error))
+            self.instance.report_run_failed(run)
 
 
-def _live_active_runs(instance: dg.DagsterInstance) -> Iterator[dg.DagsterRun]:
+def live_active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     """The runs holding a place in the queue's limits, after failing those whose worker died on this host."""
-    stale_after = get_settings().stale_claim_after
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
-        run = record.dagster_run
-        owner = run.tags.get(TAG_OWNER, "")
-        # Only this host's process table can tell; a run on another host is left to run monitoring.
-        if owner.rpartition(":")[0] == HOSTNAME and not owner_alive(owner, None, stale_after=stale_after):
-            instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
-            continue
-        yield run
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
+    return [r.dagster_run for r in records if not fail_if_worker_gone(instance, r.dagster_run)]
+
+
+def fail_if_worker_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Mark an active run failed when its worker process, on this host, is gone; True when it did.
+
+    Only this host's process table can tell: a run on another host is left to Dagster's run monitoring.
+    """
+    owner = run.tags.get(TAG_OWNER, "")
+    if run.is_finished or owner.rpartition(":")[0] != HOSTNAME:
+        return False
+    if owner_alive(owner, None, stale_after=get_settings().stale_claim_after):
+        return False
+    instance.report_run_failed(run, message=f"the process running it ({owner}) is gone")
+    return True
 
 
 class QueueServer:
@@ -233,6 +266,7 @@ class QueueServer:
         with self._lock:
             if self._dispatcher is None:
                 self._dispatcher = self._stack.enter_context(Dispatcher(self._open_instance()))
+                self._stop.clear()
                 self._thread = threading.Thread(target=self._serve, name="event-importer-run-queue", daemon=True)
                 self._thread.start()
             return self._dispatcher
@@ -266,7 +300,7 @@ class QueueServer:
                 self._pending = [run_id for run_id in self._pending if run_id in queued or run_id not in pending]
 
     def close(self) -> None:
-        """Stop the thread and the code server (which waits for the runs it executes)."""
+        """Stop the thread and the code server (which waits for the runs it executes); the next use starts anew."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -42,14 +42,14 @@ from event_importer.defs.config import (
     run_tags,
     service_tags,
 )
-from event_importer.defs.factory import SKIPPED_METADATA
+from event_importer.defs.factory import PROGRESS_METADATA, SKIPPED_METADATA
 from event_importer.defs.resources import secret_fields
 from event_importer.errors import EventImporterError, UsageError
 from event_importer.instance import open_instance
 from event_importer.integrations.discovery import Integration, discover
 from event_importer.integrations.records import Outcome, SubmissionResult
 from event_importer.ledger import owner_alive, run_results
-from event_importer.run_queue import Dispatcher
+from event_importer.run_queue import Dispatcher, fail_if_worker_gone
 from event_importer.settings import get_settings
 
 ProgressCallback = Callable[[str], None]
@@ -236,7 +236,11 @@ class RunTrace:
                 on_message(entry.user_message)
             return
         kind = event.event_type
-        if kind is dg.DagsterEventType.ASSET_MATERIALIZATION:
+        if kind is dg.DagsterEventType.ENGINE_EVENT:
+            data = event.engine_event_data
+            if on_message is not None and data is not None and PROGRESS_METADATA in data.metadata:
+                on_message(event.message or "")
+        elif kind is dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.step_materialization_data.materialization
             self.metadata[materialization.asset_key.path[-1]] = {
                 name: value.value for name, value in materialization.metadata.items()
@@ -292,6 +296,8 @@ def follow_runs(
             trace.read(instance, say)
             if not trace.finished:
                 run = instance.get_run_by_id(run_id)
+                if run is not None and fail_if_worker_gone(instance, run):
+                    run = instance.get_run_by_id(run_id)
                 if run is not None and run.is_finished:
                     # Ended without an end event (e.g. marked failed by a dispatcher): read what is left.
                     trace.read(instance, say)

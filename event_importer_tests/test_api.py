@@ -1,15 +1,15 @@
 """The HTTP API (issue 3 item 9, issue 4 item 7): health, loading events, triggering and watching
 TicketFairy submissions through Dagster, and the hardening around it: a bearer token when one is
-configured, request size limits (declared or chunked), 422 answers that name the field, 409 while
-another run of the job is active. The last test serves the API for real with uvicorn and talks to
-it over HTTP."""
+configured, request size limits (declared or chunked), 422 answers that name the field; a submit
+answers 202 and queues its runs (behind another run of the integration), `GET /runs/<id>` follows
+them. The last test serves the API for real with uvicorn and talks to it over HTTP."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,11 +205,16 @@ def test_a_malformed_content_length_is_refused(client):
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "payload"),
-    [("post", "/events", [event_data()]), ("post", SUBMIT, {"dry_run": True}), ("get", STATUS, None)],
-    ids=["events", "submit", "status"],
+    ("method", "path", "payload", "allowed"),
+    [
+        ("post", "/events", [event_data()], 200),
+        ("post", SUBMIT, {"dry_run": True}, 202),
+        ("get", STATUS, None, 200),
+        ("get", "/runs/no-such-run", None, 404),
+    ],
+    ids=["events", "submit", "status", "runs"],
 )
-def test_the_token_is_required_everywhere_but_health(guarded, method, path, payload):
+def test_the_token_is_required_everywhere_but_health(guarded, method, path, payload, allowed):
     def call(headers: dict) -> httpx.Response:
         return guarded.request(method, path, json=payload, headers=headers)
 
@@ -230,20 +235,20 @@ def test_the_token_is_required_everywhere_but_health(guarded, method, path, payl
     # Nothing was done on a refused call.
     assert guarded.get(STATUS, headers=AUTH).json()["events"] == 0
     accepted = call(AUTH)
-    assert accepted.status_code == 200, accepted.text
-    assert call({"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    assert accepted.status_code == allowed, accepted.text
+    assert call({"Authorization": f"bearer {TOKEN}"}).status_code == allowed
     assert guarded.get("/health").status_code == 200
 
 
 # -- submissions -------------------------------------------------------------------------------------
 
 
-def test_submit_runs_the_job_and_answers_run_id_counts_and_results(client, stand_in, dagster_home):
+def test_submit_with_wait_answers_run_id_counts_and_results(client, stand_in, dagster_home):
     events = [event_data(), event_data(), event_data()]
     stand_in.add_fault(Fault.reject(422, "Venue is unknown"), match=events[1]["source_url"], times=None)
     assert client.post("/events", json=events).status_code == 200
 
-    answer = client.post(SUBMIT, json={})
+    answer = client.post(SUBMIT, params={"wait": "true"}, json={})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["counts"] == {
@@ -263,7 +268,7 @@ def test_submit_runs_the_job_and_answers_run_id_counts_and_results(client, stand
         "events": 3, "success": 2, "failed": 1, "unsubmitted": 0, "pending": 0,
     }
 
-    dry = client.post(SUBMIT, json={"selector": "failed", "dry_run": True, "limit": 5})
+    dry = client.post(SUBMIT, params={"wait": "true"}, json={"selector": "failed", "dry_run": True, "limit": 5})
     assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
 
     # Both runs are in the instance's run history, tagged as started by the API.
@@ -319,15 +324,47 @@ def test_a_wrong_selector_answers_422_listing_the_valid_ones_and_records_nothing
 def test_submit_without_an_api_key_answers_409_and_sends_nothing(client, stand_in, monkeypatch):
     monkeypatch.delenv("TICKETFAIRY_API_KEY")
     assert client.post("/events", json=[event_data()]).status_code == 200
-    answer = client.post(SUBMIT, json={})
+    answer = client.post(SUBMIT, params={"wait": "true"}, json={})
     assert answer.status_code == 409
     detail = answer.json()["detail"]
     assert detail["error"].startswith("ticketfairy: TICKETFAIRY_API_KEY not set") and detail["run_id"]
     assert stand_in.requests_seen == 0
 
 
-def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dagster_home, tmp_path):
-    """A CLI run in another process holds the job: the API refuses rather than run beside it."""
+def wait_for_run(client: TestClient, url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.text
+        if answer.json()["finished"]:
+            return answer.json()
+        assert time.monotonic() < deadline, f"{url} did not finish: {answer.json()}"
+        time.sleep(0.3)
+
+
+def test_submit_answers_202_at_once_and_get_runs_shows_the_outcome(client, stand_in):
+    events = [event_data(), event_data()]
+    assert client.post("/events", json=events).status_code == 200
+    stand_in.latency = 0.5
+    answer = client.post(SUBMIT, json={"shards": 2})
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert len(body["run_ids"]) == 2 and body["url"] == f"/runs/{body['run_id']}"
+    assert answer.headers["location"] == body["url"] and body["urls"] == [f"/runs/{r}" for r in body["run_ids"]]
+    assert set(body["statuses"].values()) <= {"QUEUED", "STARTING", "STARTED"}, "answered before the runs ended"
+
+    reports = [wait_for_run(client, url) for url in body["urls"]]
+    assert [r["status"] for r in reports] == ["SUCCESS", "SUCCESS"]
+    assert sum(r["counts"]["submitted"] for r in reports) == 2
+    assert sorted(r["results"][0]["source_url"] for r in reports) == sorted(e["source_url"] for e in events)
+    assert {r["tags"]["event-importer/trigger"] for r in reports} == {"api"}
+    assert len(stand_in.accepted) == 2
+    assert client.get("/runs/no-such-run").status_code == 404
+
+
+def test_a_second_submit_of_one_integration_waits_in_the_queue_for_the_first(client, stand_in, tmp_path):
+    """A CLI run in another process holds the integration's lane: the API's run is queued (202 at
+    once) and runs when the CLI's has finished, as dagster.yaml's limit says."""
     events = [event_data() for _ in range(4)]
     assert client.post("/events", json=events).status_code == 200
     stand_in.latency = 0.5
@@ -338,45 +375,25 @@ def test_a_submit_while_another_run_is_active_answers_409(client, stand_in, dags
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not stand_in.requests_seen:
             assert cli.poll() is None and time.monotonic() < deadline, cli.stderr.read() if cli.stderr else ""
-            time.sleep(0.02)
-        answer = client.post(SUBMIT, json={})
-        assert answer.status_code == 409, answer.text
-        assert "ticketfairy_submit_job already has an active run" in answer.json()["detail"]
-        assert "started by cli" in answer.json()["detail"]
-    finally:
-        out, err = cli.communicate(timeout=60)
-    assert cli.returncode == 0, err
-    stand_in.latency = 0.0
-    after = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
-    assert after.status_code == 200 and after.json()["counts"]["dry_run"] == 4
-    assert len(stand_in.accepted) == 4
-
-
-def test_a_second_submit_to_the_same_api_answers_409_at_once_instead_of_queueing(client, stand_in):
-    """Two submits in one API process: the second is refused while the first runs, not run after it."""
-    assert client.post("/events", json=[event_data() for _ in range(3)]).status_code == 200
-    stand_in.latency = 0.5
-    first: list[httpx.Response] = []
-    worker = threading.Thread(target=lambda: first.append(client.post(SUBMIT, json={})))
-    worker.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not stand_in.requests_seen:
-            assert time.monotonic() < deadline and worker.is_alive()
-            time.sleep(0.02)
+            time.sleep(0.05)
         started = time.monotonic()
-        second = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
-        assert second.status_code == 409, second.text
-        assert "already has an active run in this process (started by api)" in second.json()["detail"]
-        assert time.monotonic() - started < 0.5, "the refusal waited for the first run"
+        answer = client.post(SUBMIT, json={"selector": "all", "dry_run": True})
+        assert answer.status_code == 202, answer.text
+        assert time.monotonic() - started < 30, "the answer waited for the CLI's run"
+        assert answer.json()["status"] == "QUEUED"
     finally:
-        worker.join(60)
-    assert first[0].status_code == 200 and first[0].json()["counts"]["submitted"] == 3
-    stand_in.latency = 0.0
-    assert client.post(SUBMIT, json={"selector": "all", "dry_run": True}).status_code == 200
+        out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    report = wait_for_run(client, answer.json()["url"])
+    assert report["status"] == "SUCCESS" and report["counts"]["dry_run"] == 4
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(run_ids=[answer.json()["run_id"]]))
+        cli_run = instance.get_run_record_by_id(json.loads(out)["run_id"])
+    assert cli_run is not None and records[0].start_time >= cli_run.end_time, "the runs overlapped"
+    assert len(stand_in.accepted) == 4
 
 
 # -- served for real ---------------------------------------------------------------------------------
@@ -423,7 +440,7 @@ def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settin
             too_big = http.post("/events", content=chunks(big_body()), headers=AUTH)
             assert too_big.status_code == 413
 
-            answer = http.post(SUBMIT, json={}, headers=AUTH)
+            answer = http.post(SUBMIT, params={"wait": "true"}, json={}, headers=AUTH)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["counts"]["submitted"] == 2 and body["run_id"]

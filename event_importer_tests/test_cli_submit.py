@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -16,8 +17,15 @@ from click.testing import CliRunner
 
 from event_importer.cli.integration import integration_group
 from event_importer.defs import integration_defs
-from event_importer.defs.config import TAG_OWNER
-from event_importer.errors import RunInProgressError
+from event_importer.defs.config import (
+    TAG_INTEGRATION,
+    TAG_LANE,
+    TAG_OWNER,
+    TAG_SHARD,
+    TAG_SUBMISSION,
+    TAG_TRIGGER,
+)
+from event_importer.defs.config import lane as lane_of
 from event_importer.integrations.discovery import discover
 from event_importer.runs import submit_through_dagster
 from event_importer.settings import get_settings
@@ -84,6 +92,11 @@ def test_submit_succeeds_and_the_run_is_in_the_instance_history(isolated_setting
     assert run.tags["event-importer/trigger"] == "cli"
     assert run.tags["event-importer/selector"] == "unsubmitted"
     assert run.tags["event-importer/dry_run"] == "false"
+    # Executed by the instance's run launcher (through the code server), in a process other than the CLI's.
+    assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "event_importer"
+    assert ".dagster/grpc_info" in run.tags
+    host, _, pid = run.tags[TAG_OWNER].rpartition(":")
+    assert host == socket.gethostname() and int(pid) != os.getpid()
 
 
 def test_a_failed_event_exits_1_and_retry_failed_sends_it_again(cache_db, configured):
@@ -154,31 +167,53 @@ def test_a_missing_api_key_exits_2_with_a_clear_error(cache_db, stand_in, monkey
     assert stand_in.requests_seen == 0
 
 
-def test_a_second_run_is_refused_while_one_is_active_unless_its_process_is_gone(cache_db, configured):
+def runs_tagged(**tags: str) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.get() as instance:
+        return list(instance.get_runs(filters=dg.RunsFilter(tags=tags)))
+
+
+def test_a_run_waits_in_the_queue_while_its_lane_is_held_and_a_dead_holder_is_failed(cache_db, configured):
+    """The queue's limit applies to CLI runs: one run per integration and shard. A holder whose worker
+    process is gone (SIGKILLed) is marked failed instead of blocking the lane for ever."""
     from event_importer.instance import prepare_environment
 
+    add_events(cache_db, event_data(), event_data())
     prepare_environment()
     job = integration_defs(discover().get(SERVICE)).resolve_job_def(f"{SERVICE}_submit_job")
+    lane = {TAG_INTEGRATION: SERVICE, TAG_LANE: lane_of(SERVICE)}
     with dg.DagsterInstance.get() as instance:
-        live = instance.create_run_for_job(job, tags={TAG_OWNER: f"{socket.gethostname()}:{os.getpid()}"})
-    result = invoke("submit")
-    assert result.exit_code == 2
-    assert f"already has an active run {live.run_id}" in result.stderr
-
-    with pytest.raises(RunInProgressError):
-        submit_through_dagster(SERVICE, dry_run=True, trigger="api")
+        holder = instance.create_run_for_job(
+            job, status=dg.DagsterRunStatus.STARTED, tags={**lane, TAG_OWNER: f"{socket.gethostname()}:{os.getpid()}"}
+        )
+    done: list[object] = []
+    waiting = threading.Thread(target=lambda: done.append(submit_through_dagster(SERVICE, trigger="api")))
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not runs_tagged(**{TAG_TRIGGER: "api"}):
+            assert time.monotonic() < deadline and waiting.is_alive()
+            time.sleep(0.2)
+        time.sleep(3)
+        (queued,) = runs_tagged(**{TAG_TRIGGER: "api"})
+        assert queued.status is dg.DagsterRunStatus.QUEUED and configured.requests_seen == 0
+    finally:
+        with dg.DagsterInstance.get() as instance:
+            instance.report_run_canceled(instance.get_run_by_id(holder.run_id))
+        waiting.join(120)
+    assert done and done[0].success and done[0].counts["submitted"] == 2
+    assert len(configured.accepted) == 2
 
     with dg.DagsterInstance.get() as instance:
-        instance.report_run_canceled(instance.get_run_by_id(live.run_id))
-        # A run whose process was killed: its owner pid no longer exists.
-        dead = instance.create_run_for_job(job, tags={TAG_OWNER: f"{socket.gethostname()}:999999999"})
-    summary = submit_through_dagster(SERVICE, dry_run=True, trigger="api")
-    assert summary.success
+        # A holder whose process was killed: its owner pid no longer exists.
+        dead = instance.create_run_for_job(
+            job, status=dg.DagsterRunStatus.STARTED, tags={**lane, TAG_OWNER: f"{socket.gethostname()}:999999999"}
+        )
+    summary = submit_through_dagster(SERVICE, dry_run=True, selector="all")
+    assert summary.success and summary.counts["dry_run"] == 2
     assert recorded_run(dead.run_id).status is dg.DagsterRunStatus.FAILURE
-    assert recorded_run(summary.run_id).tags["event-importer/trigger"] == "api"
 
 
-def test_runs_of_different_jobs_from_several_threads_take_turns(cache_db, configured):
+def test_runs_of_different_integrations_from_several_threads_all_succeed(cache_db, configured):
     add_events(cache_db, event_data(), event_data())
     summaries, errors = [], []
 
@@ -192,37 +227,62 @@ def test_runs_of_different_jobs_from_several_threads_take_turns(cache_db, config
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(180)
     assert not errors
     assert [s.success for s in summaries] == [True, True]
     assert {s.service for s in summaries} == {SERVICE, "webhook"}
 
 
-def test_a_second_run_of_the_same_job_in_this_process_is_refused_not_queued(cache_db, configured, monkeypatch):
-    add_events(cache_db, event_data(), event_data())
+def test_submit_with_shards_sends_every_event_once_from_runs_side_by_side(cache_db, configured, monkeypatch):
+    """`--shards 4`: four runs of one submission, each a quarter of the events (by id), in one run
+    history; the queue lets them run together (each holds its own lane)."""
+    events = [event_data() for _ in range(20)]
+    add_events(cache_db, *events)
+    # One request at a time, each slow: every shard run lasts seconds, long enough to overlap others.
+    monkeypatch.setenv("EVENT_IMPORTER_MAX_CONCURRENCY", "1")
+    configured.latency = 0.6
+    result = invoke("submit", "--shards", "4", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["selected"] == 20 and report["counts"]["submitted"] == 20
+    assert sorted(r["source_url"] for r in report["results"]) == sorted(e["source_url"] for e in events)
+    accepted = [a["body"]["data"]["attributes"]["url"] for a in configured.accepted]
+    assert sorted(accepted) == sorted(e["source_url"] for e in events), "every event sent exactly once"
 
-    started, release = threading.Event(), threading.Event()
-    real_execute = dg.JobDefinition.execute_in_process
+    assert len(report["run_ids"]) == 4 and report["run_id"] == report["run_ids"][0]
+    first = recorded_run(report["run_id"])
+    shard_runs = runs_tagged(**{TAG_SUBMISSION: first.tags[TAG_SUBMISSION]})
+    assert sorted(r.run_id for r in shard_runs) == sorted(report["run_ids"])
+    assert sorted(r.tags[TAG_SHARD] for r in shard_runs) == ["0/4", "1/4", "2/4", "3/4"]
+    assert all(r.status is dg.DagsterRunStatus.SUCCESS and r.tags[TAG_TRIGGER] == "cli" for r in shard_runs)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(run_ids=report["run_ids"]))
+    spans = sorted((r.start_time, r.end_time) for r in records)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)), (
+        f"no two shard runs overlapped: {spans}"
+    )
+    assert "shard 4/4: " in result.stderr
 
-    def slow_execute(job, *args, **kwargs):
-        started.set()
-        release.wait(30)
-        return real_execute(job, *args, **kwargs)
 
-    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", slow_execute)
-    first: list[object] = []
-    thread = threading.Thread(target=lambda: first.append(submit_through_dagster(SERVICE, dry_run=True)))
-    thread.start()
-    try:
-        assert started.wait(30)
-        with pytest.raises(RunInProgressError, match="already has an active run in this process"):
-            submit_through_dagster(SERVICE, dry_run=True, trigger="api")
-    finally:
-        release.set()
-        thread.join(60)
-    assert first and first[0].success
-    # The job is free again once the first run ends.
-    assert submit_through_dagster(SERVICE, dry_run=True).success
+def test_two_cli_submits_started_at_once_on_a_fresh_data_folder_both_succeed(tmp_path, cache_db, configured):
+    """Both create the Dagster instance at the same moment (one waits for the other under a lock); the
+    second run waits for the first in the queue, then finds nothing left to send."""
+    events = [event_data() for _ in range(6)]
+    add_events(cache_db, *events)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_HOME")}
+    assert not (Path(env["EVENT_IMPORTER_HOME"]) / "dagster").exists()
+    command = [str(Path(sys.executable).parent / "event-importer"), SERVICE, "submit", "--json"]
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    reports = [json.loads(out) for out, _ in outputs]
+    assert sorted(r["counts"]["submitted"] for r in reports) == [0, 6]
+    accepted = [a["body"]["data"]["attributes"]["url"] for a in configured.accepted]
+    assert sorted(accepted) == sorted(e["source_url"] for e in events), "no event sent twice"
 
 
 def test_the_installed_command_loads_dotenv_and_never_prints_the_key(tmp_path, cache_db, stand_in):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from event_importer.api.security import require_token
+from event_importer.defs.config import job_name
 from event_importer.integrations.records import SubmissionResult
 from event_importer.run_queue import QueueServer
 from event_importer.runs import (
@@ -19,7 +20,6 @@ from event_importer.runs import (
     follow_runs,
     merge_summaries,
     run_report,
-    start_submission,
     summarize_trace,
 )
 from event_importer.settings import get_settings
@@ -79,7 +79,8 @@ def submit_runs(server: QueueServer, prepared: PreparedSubmission, *, wait: bool
     A waited-for run that failed on its configuration (nothing sent) answers 409 with its error.
     """
     dispatcher = server.dispatcher()
-    run_ids = start_submission(dispatcher, prepared)
+    # Queued only: the server's thread launches them, so the answer never waits for a run's process to start.
+    run_ids = dispatcher.create_runs(job_name(prepared.integration.name), prepared.runs)
     server.watch(run_ids)
     instance = dispatcher.instance
     if wait:

@@ -38,7 +38,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 # Shown in the results table; `--json` has them all.
 TABLE_ROWS = 200
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def integration_group(integration: Integration | str) -> click.Group:
@@ -209,11 +208,15 @@ def dagster_command() -> list[str]:
 
 
 def code_location_args() -> list[str]:
-    """`-w workspace.yaml` from a source checkout, else the module (an installed package has no workspace file)."""
-    workspace = PROJECT_ROOT / "workspace.yaml"
-    if workspace.is_file():
-        return ["-w", str(workspace)]
-    return ["-m", "event_importer.definitions", "-a", "defs"]
+    """`-w workspace.yaml` from a source checkout, else the module (an installed package has no workspace file).
+
+    The same code location the CLI and the API create their runs from (`run_queue.load_target`).
+    """
+    from event_importer.run_queue import DEFINITIONS_MODULE, WORKSPACE_FILE
+
+    if WORKSPACE_FILE.is_file():
+        return ["-w", str(WORKSPACE_FILE)]
+    return ["-m", DEFINITIONS_MODULE, "-a", "defs"]
 
 
 def run_foreground(command: list[str]) -> int:

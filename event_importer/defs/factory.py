@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
+from dagster._core.events import EngineEventData
 
 from event_importer.db.engine import Database
 from event_importer.defs.checks import check_specs, evaluate_checks
@@ -56,11 +57,16 @@ CELL_LIMIT = 200
 EVERY_EVENT_UP_TO = 100
 
 
-def progress_line(result: SubmissionResult, done: int, total: int) -> str | None:
-    """The run's log line for its `done`-th result, or None when this one is not logged.
+# Marks the engine events that carry per-event progress lines.
+PROGRESS_METADATA = "event-importer/progress"
 
-    These lines, like the steps' other info messages, are what the CLI prints as the run goes: it
-    follows the run's event log.
+
+def progress_line(result: SubmissionResult, done: int, total: int) -> str | None:
+    """The run's progress line for its `done`-th result, or None when this one is not reported.
+
+    These lines, like the steps' info messages, are what the CLI prints as the run goes: it follows
+    the run's event log. They name events, so they go to the event log alone (an engine event), not
+    through the run's loggers: the console logger would put event data in the compute logs on disk.
     """
     if total <= EVERY_EVENT_UP_TO or done % max(1, total // 100) == 0 or done == total:
         what = result.title or result.source_url
@@ -222,7 +228,9 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
             nonlocal done
             done += 1
             if (line := progress_line(result, done, total)) is not None:
-                context.log.info(line)
+                context.instance.report_engine_event(
+                    line, context.run, EngineEventData(metadata={PROGRESS_METADATA: dg.MetadataValue.bool(True)})
+                )
 
         verb = "recording dry runs for" if selection.dry_run else "sending"
         _say(context, f"{verb} {total - payloads.invalid} payloads")

@@ -94,6 +94,7 @@ def test_every_discovered_integration_has_its_graph(defs):
         job = defs.resolve_job_def(f"{name}_submit_job")
         assert {node.name for node in job.graph.nodes} >= {f"{name}__{step}" for step in STEPS}
         assert job.tags["event-importer/integration"] == name
+        assert job.tags["event-importer/lane"] == f"{name}/0"
         assert job.executor_def is dg.in_process_executor
         checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys if key.asset_key.path[0] == name}
         assert checks == CHECKS

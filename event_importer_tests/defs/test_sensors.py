@@ -42,6 +42,7 @@ def test_the_sensor_requests_a_run_for_new_events_once(defs, event_db):
     assert request.tags["event-importer/trigger"] == "sensor"
     assert request.tags["event-importer/selector"] == "unsubmitted"
     assert request.tags["event-importer/dry_run"] == "false"
+    assert request.tags["event-importer/lane"] == f"{SERVICE}/0"
     dg.validate_run_config(defs.resolve_job_def(f"{SERVICE}_submit_job"), request.run_config)
     assert json.loads(first.cursor)["max_id"] == 2
 
@@ -80,3 +81,5 @@ def test_the_schedule_evaluates_to_valid_run_config(defs):
     assert selectors([request]) == ["unsubmitted"]
     assert request.tags["event-importer/trigger"] == "schedule"
     assert request.tags["event-importer/integration"] == SERVICE
+    # The queue's per-lane limit (dagster.yaml) holds scheduled runs too: shard 0's lane, as any unsharded run.
+    assert request.tags["event-importer/lane"] == f"{SERVICE}/0"

@@ -64,7 +64,7 @@ def test_runs_from_the_cli_the_api_and_the_ui_share_one_run_history(tmp_path, da
     assert cli_run.exit_code == 0, cli_run.output
     cli_run_id = json.loads(cli_run.stdout)["run_id"]
     with TestClient(create_app()) as api:
-        answer = api.post(f"/integrations/{SERVICE}/submit", json={"dry_run": True})
+        answer = api.post(f"/integrations/{SERVICE}/submit?wait=true", json={"dry_run": True})
     assert answer.status_code == 200, answer.text
     api_run_id = answer.json()["run_id"]
 
@@ -107,13 +107,26 @@ def test_runs_from_the_cli_the_api_and_the_ui_share_one_run_history(tmp_path, da
 
         import dagster as dg
 
+        from event_importer.run_queue import queue_daemon_live
+
+        # With the daemon live the CLI only queues its run: the daemon launches it.
+        with dg.DagsterInstance.get() as instance:
+            assert queue_daemon_live(instance)
+        queued = subprocess.run(
+            [str(Path(sys.executable).parent / "event-importer"), SERVICE, "submit", "--dry-run", "--selector", "all",
+             "--json"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        )
+        assert queued.returncode == 0, queued.stderr
+        daemon_run_id = json.loads(queued.stdout)["run_id"]
+
         with dg.DagsterInstance.get() as instance:
             tags = instance.get_run_by_id(run_id).tags
             history = {r.run_id: r.tags["event-importer/trigger"] for r in instance.get_runs()}
         assert tags["event-importer/trigger"] == "ui"
         assert tags["event-importer/integration"] == SERVICE
         assert tags["event-importer/dry_run"] == "true"
-        assert history == {cli_run_id: "cli", api_run_id: "api", run_id: "ui"}
+        assert history == {cli_run_id: "cli", api_run_id: "api", run_id: "ui", daemon_run_id: "cli"}
     finally:
         process.send_signal(signal.SIGTERM)
         try:

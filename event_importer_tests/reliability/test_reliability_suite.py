@@ -13,7 +13,8 @@ racing each other, then recovered with the `pending` and `failed` selectors. Aft
 
 The runs, in order:
 
-1. `killed`: `event-importer ticketfairy submit --limit 300`, SIGKILLed once 100 drafts are accepted;
+1. `killed`: `event-importer ticketfairy submit --limit 300`, whose run's process (the one the run
+   launcher started) is SIGKILLed once 100 drafts are accepted; the CLI then reports the run failed;
 2. `cli-unsubmitted` and `worker-unsubmitted`: the CLI and a worker process selecting the same
    unsubmitted events at the same moment;
 3. `worker-pending-a` and `worker-pending-b`: two workers released together on the `pending`
@@ -43,6 +44,8 @@ import pytest
 from sqlalchemy import select
 
 from event_importer.db.models import Submission
+from event_importer.defs.config import TAG_OWNER
+from event_importer.instance import open_instance
 from event_importer.runs import integration_status
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY
@@ -126,7 +129,13 @@ class Run:
         return code
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL the process sending the events: the worker, or the CLI's run (launched apart from the CLI)."""
+        if self.kind == "cli":
+            with open_instance() as instance:
+                [active] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            os.kill(int(active.tags[TAG_OWNER].rpartition(":")[2]), signal.SIGKILL)
+        else:
+            self.process.send_signal(signal.SIGKILL)
         self.killed = True
         self.wait()
 
@@ -235,8 +244,9 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
         "TICKETFAIRY_API_KEY": TEST_API_KEY,
         "TICKETFAIRY_RATE_LIMIT": str(RATE_LIMIT),
     }
-    # This process reads the same database for `integration_status`.
+    # This process reads the same database for `integration_status`, and the same Dagster instance.
     monkeypatch.setenv("EVENT_IMPORTER_DATABASE_URL", database.url)
+    monkeypatch.setenv("DAGSTER_HOME", str(isolated_settings / "dagster"))
     get_settings.cache_clear()
     runs = Runs(tmp_path, env)
 
@@ -371,8 +381,8 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
         url: n for url, n in Counter(r["body"]["data"]["attributes"]["url"] for r in accepted).items() if n > 1
     }
 
-    # The killed CLI's Dagster run was marked failed by the next CLI run, which found its process gone.
-    monkeypatch.setenv("DAGSTER_HOME", str(isolated_settings / "dagster"))
+    # The killed run was marked failed by the CLI following it, which found its process gone.
+    assert runs.all[0].process.returncode == 1
     with dg.DagsterInstance.get() as instance:
         killed_run = instance.get_run_by_id(killed_run_id)
         assert killed_run is not None and killed_run.status is dg.DagsterRunStatus.FAILURE
