@@ -42,6 +42,7 @@ from event_importer.defs.config import TAG_OWNER, TAG_SUBMISSION
 from event_importer.ledger import owner_alive
 from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY, skip_or_fail
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.integrations.test_shared_limits import ARRIVAL_ALLOWANCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -272,7 +273,7 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
         # The one shared limit held over both workers, the kill and the re-runs.
         stats = stand_in.get("stats")
         assert stats["peak_in_flight"] <= MAX_CONCURRENCY, stats
-        assert stats["peak_per_second"] <= RATE_LIMIT * 1.005 + 1, stats
+        assert stats["peak_per_second"] <= ARRIVAL_ALLOWANCE * RATE_LIMIT, stats
         print(json.dumps({"seconds": phases, "duplicates": duplicates, "stand-in": stats}))
     finally:
         for process in workers:

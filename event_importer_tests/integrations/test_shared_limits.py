@@ -34,6 +34,8 @@ pytestmark = pytest.mark.slow
 WORKERS = 3
 EVENTS_PER_WORKER = 120
 PROCESS_TIMEOUT = 120
+# What a loaded machine's scheduling may add to the peak second measured at the stand-in (see the test).
+ARRIVAL_ALLOWANCE = 1.1
 
 
 def _start_workers(tmp_path: Path, url: str, redis_url: str | None, **settings: str) -> list[subprocess.Popen[bytes]]:
@@ -113,9 +115,12 @@ def test_rate_limit_holds_for_all_workers_together(tmp_path: Path, redis_url: st
     # 360 requests at 100/s take at least 3.6 s whoever sends them (each process alone would be allowed
     # 100/s, and the three together would be done in 1.2 s).
     assert seconds >= (WORKERS * EVENTS_PER_WORKER - 1) / rate
-    # Requests leave 10 ms apart across the workers, each within 5 ms of its slot: at most 101.5 in a second.
-    # (A busy machine gives slots up rather than bunch requests: the peak may stay well below the rate.)
-    assert peak <= rate * 1.005 + 1
+    # Requests are granted 10 ms apart across the workers, each leaving within 5 ms of its slot. The
+    # stand-in stamps a request when its handler starts: on a loaded machine a sender or the server
+    # descheduled for a few ms bunches arrivals that were spaced (measured: 101-111 in the peak second
+    # at load average 9). 10 % is that allowance, not the limiter's: without the shared limit the three
+    # workers would reach 300 (each allowed 100/s).
+    assert peak <= ARRIVAL_ALLOWANCE * rate
 
 
 def _plain_submitter(url: str, redis: str, **settings: object) -> PlainSubmitter:
