@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import jobs, loading, memory, overhead, selection, throughput
+from benchmarks import jobs, loading, memory, overhead, selection, throughput, workers
 from benchmarks.common import REPO_ROOT, RESULTS_DIR, standin, temp_workdir
 from benchmarks.data import ALL_TIMEZONES_ENV
 from benchmarks.report import (
@@ -37,16 +37,17 @@ from benchmarks.report import (
     rows_json,
     selection_rows,
     throughput_rows,
+    workers_rows,
 )
 
-SECTIONS = ["throughput", "selection", "memory", "loading", "overhead"]
+SECTIONS = ["throughput", "selection", "memory", "loading", "overhead", "workers"]
 
 FULL: dict[str, Any] = {"events": 20_000, "serial_events": 500, "loop_events": 500, "selection_events": 1_000_000,
         "first": 10_000, "memory": (10_000, 100_000), "loading_events": 100_000, "loading_mb": (10, 100), "repeats": 2,
-        "breakdown": True}
+        "breakdown": True, "workers_events": 20_000}
 QUICK: dict[str, Any] = {"events": 500, "serial_events": 25, "loop_events": 25, "selection_events": 5_000,
          "first": 10_000, "memory": (1_000, 5_000), "loading_events": 5_000, "loading_mb": (1, 5), "repeats": 1,
-         "breakdown": False}
+         "breakdown": False, "workers_events": 2_000}
 
 
 def log(message: str) -> None:
@@ -178,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             found = section("overhead", lambda: overhead.run(workdir=workdir, log=log))
             if found:
                 rows.extend(overhead_rows(found))
+        if "workers" in sections and not args.no_postgres:
+            found = section("workers", lambda: workers.run(
+                events=sizes["workers_events"], concurrency=args.concurrency, latency=args.latency, workdir=workdir,
+                log=log))
+            if found:
+                rows.extend(workers_rows(found))
         if args.profile:
             results["profiles"] = _profiles(args, sizes, workdir, log)
     elapsed = time.perf_counter() - started

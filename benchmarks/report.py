@@ -174,6 +174,32 @@ def overhead_rows(overhead: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def workers_rows(found: dict[str, Any]) -> list[Row]:
+    """Sharded throughput per worker count and mode, against the bare-client limit of the same run."""
+    if "skipped" in found:
+        return [Row("workers", "skipped", found["skipped"])]
+    limit = found["bare_aiohttp"]["events_per_s"]
+    limit_label = f"bare aiohttp {_rate(limit)}"
+    c = found["concurrency"]
+    rows = [Row("workers", f"bare aiohttp, concurrency {c} (the single-process limit)", _rate(limit))]
+    for run in found["runs"]:
+        w, mode = run["workers"], run["mode"]
+        how = f"{c} shared (Redis)" if mode == "shared" else f"{run['per_worker_concurrency']} per worker"
+        section = f"workers {w}w {mode}"
+        target = w == 2
+        rows.append(Row(section, f"submission across {w} shard(s), concurrency {how}", _rate(run["submission_per_s"]),
+                        limit_label, _ratio((run["submission_per_s"] or 0) / limit), "≥ 1.00" if target else "",
+                        _verdict((run["submission_per_s"] or 0) >= limit) if target else ""))
+        rows.append(Row(section, f"end to end: first run start to last run end {_s(run['end_to_end_s'])}",
+                        _rate(run["end_to_end_per_s"]), limit_label, _ratio((run["end_to_end_per_s"] or 0) / limit)))
+        rows.append(Row(section, f"CLI process {_s(run['process_wall_s'])}, peak in flight {run['peak_in_flight']}, "
+                        f"peak {run['peak_per_second']}/s at the stand-in", _rate(run["process_per_s"])))
+        zero = run["zero_event"]
+        rows.append(Row(section, "zero-event run through the workers: CLI process / each run",
+                        f"{_s(zero['process_wall_s'])} / {', '.join(_s(r) for r in zero['run_s'])}"))
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     headers = ["section", "measurement", "value", "baseline", "ratio", "target", "result"]
     cells = [headers] + [[getattr(r, h) for h in headers] for r in rows]

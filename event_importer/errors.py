@@ -7,12 +7,15 @@
     ├── UnknownSelectorError        the integration has no selector of that name
     ├── UsageError                  a request that cannot become a run (e.g. 'url' selector, no url)
     ├── TransformError              one event cannot be mapped to the destination's format
+    ├── SharedLimitError            the store of a destination's shared limits is unreachable: stop sending
     └── SubmissionError             one event could not be delivered
         ├── RetryableSubmissionError   timeouts, connection errors, 429, 5xx: worth trying again
         └── RejectedSubmissionError    other 4xx, empty or non-JSON answers: the destination said no
 
 A `TransformError` or `SubmissionError` concerns one event: it is recorded on that event's
-`Submission` row and the run goes on. A `ConfigurationError` stops the run before anything is sent.
+`Submission` row and the run goes on. A `ConfigurationError` stops the run before anything is sent. A
+`SharedLimitError` stops the run where it is: nothing more is sent, since no process could then know
+whether it stays within the destination's limits.
 """
 
 
@@ -47,6 +50,13 @@ class UsageError(EventImporterError):
 
 class TransformError(EventImporterError):
     """The event lacks something the destination needs, or holds something it cannot take."""
+
+
+class SharedLimitError(EventImporterError):
+    """The store holding a destination's limits for every worker (Redis) cannot be reached.
+
+    Raised before the request it concerns is sent; the run stops rather than send faster than allowed.
+    """
 
 
 class SubmissionError(EventImporterError):

@@ -54,6 +54,24 @@ storage:
 """
 
 
+# Runs executed by Celery workers on any host (`event_importer.workers`), when the broker is set at the
+# instance's creation. The file names the variable: the broker's password never lands on disk.
+CELERY_BROKER_ENV = "EVENT_IMPORTER_CELERY_BROKER_URL"
+CELERY_QUEUE_ENV = "EVENT_IMPORTER_CELERY_QUEUE"
+
+
+def celery_launcher_yaml(queue: str) -> str:
+    return f"""\
+run_launcher:
+  module: dagster_celery.launcher
+  class: CeleryRunLauncher
+  config:
+    broker:
+      env: {CELERY_BROKER_ENV}
+    default_queue: {queue}
+"""
+
+
 def load_env_file(path: str | Path = ENV_FILE) -> None:
     """Load `.env` from the working directory into `os.environ`, never overriding what is set."""
     load_dotenv(path, override=False)
@@ -75,7 +93,10 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         storage = POSTGRES_STORAGE_YAML if os.environ.get(POSTGRES_STORAGE_ENV) else ""
-        config.write_text(DAGSTER_YAML + storage, encoding="utf-8")
+        launcher = ""
+        if os.environ.get(CELERY_BROKER_ENV):
+            launcher = celery_launcher_yaml(os.environ.get(CELERY_QUEUE_ENV) or "event-importer")
+        config.write_text(DAGSTER_YAML + storage + launcher, encoding="utf-8")
     os.environ[DAGSTER_HOME_ENV] = str(home)
     return home
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     alert_timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds per alert delivery attempt.")
     alert_attempts: int = Field(default=3, ge=1, le=10, description="Tries per alert and target.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token the HTTP API requires.")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis holding every destination's rate and in-flight limits for all workers together; "
+        "unset: each process keeps its own limits.",
+    )
     api_max_body_bytes: int = Field(default=10_000_000, ge=1_000, description="Largest request body the API takes.")
     api_wait_timeout: float = Field(
         default=300.0, gt=0, le=3600, description="Longest a submit with ?wait=true holds the request, in seconds."
@@ -93,6 +98,15 @@ class Settings(BaseSettings):
     @property
     def alert_recipients(self) -> list[str]:
         return _split(self.alert_email_to or "")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -24,6 +24,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "EVENT_IMPORTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("EVENT_IMPORTER_REQUIRE_POSTGRES") == "1"
+# Redis and RabbitMQ: tests needing them skip, saying why, when they are unreachable; CI requires them.
+REQUIRE_SERVICES = os.environ.get("EVENT_IMPORTER_REQUIRE_SERVICES") == "1"
+REDIS_URL = os.environ.get("EVENT_IMPORTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _integration_prefixes() -> tuple[str, ...]:
@@ -41,7 +44,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     prefixes = ("EVENT_IMPORTER_", "DAGSTER_HOME", *_integration_prefixes())
     for name in list(os.environ):
         ours = name.startswith(prefixes)
-        test_setting = name.startswith("EVENT_IMPORTER_TEST_") or name == "EVENT_IMPORTER_REQUIRE_POSTGRES"
+        test_setting = name.startswith(("EVENT_IMPORTER_TEST_", "EVENT_IMPORTER_REQUIRE_"))
         if ours and not test_setting:
             monkeypatch.delenv(name)
     home = tmp_path / "home"
@@ -83,6 +86,27 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service is unreachable, or fail it where CI requires the services."""
+    if REQUIRE_SERVICES:
+        pytest.fail(reason + " (EVENT_IMPORTER_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server's URL (`EVENT_IMPORTER_TEST_REDIS_URL`, default the local one)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}")
+    return REDIS_URL
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

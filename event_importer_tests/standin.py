@@ -26,6 +26,10 @@ Endpoints under ``{url}`` (default base path ``/api``):
 * ``POST {url}/<anything else>`` -- generic sink (webhooks...): any body,
   no auth, answers 200 ``{"ok": true, "id": "..."}``.
 
+It also measures what a destination's limits are about, over every request whatever its client
+process: ``peak_in_flight`` (requests being handled at once) and ``peak_per_second`` (the most
+requests that arrived within any one second), both in ``stats()``.
+
 Which requests count as *accepted* (recorded in ``server.accepted``): those
 whose normal handling ran to completion with a 2xx. ``latency`` and ``hang``
 faults delay normal handling, so they *are* accepted once the handler finishes
@@ -214,6 +218,9 @@ class StandInServer:
         self._accepted: list[AcceptedRecord] = []
         self._requests_seen = 0
         self._faults_injected: Counter[str] = Counter()
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._arrivals: list[float] = []
         self._next_id = 1
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -305,6 +312,23 @@ class StandInServer:
             return self._requests_seen
 
     @property
+    def peak_in_flight(self) -> int:
+        """The most requests the server was handling at once."""
+        with self._lock:
+            return self._peak_in_flight
+
+    def peak_per_second(self, window: float = 1.0) -> int:
+        """The most requests that arrived within any `window` seconds (a sliding window)."""
+        with self._lock:
+            arrivals = list(self._arrivals)
+        peak = first = 0
+        for last, at in enumerate(arrivals):
+            while at - arrivals[first] >= window:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
+
+    @property
     def faults_injected(self) -> dict[str, int]:
         with self._lock:
             return dict(self._faults_injected)
@@ -329,6 +353,8 @@ class StandInServer:
             self._accepted.clear()
             self._requests_seen = 0
             self._faults_injected.clear()
+            self._peak_in_flight = 0
+            self._arrivals.clear()
             self._next_id = 1
 
     def duplicates(
@@ -343,18 +369,36 @@ class StandInServer:
         return {k: n for k, n in counts.items() if n > 1}
 
     def stats(self) -> dict[str, Any]:
+        peak_per_second = self.peak_per_second()
         with self._lock:
             return {
                 "requests_seen": self._requests_seen,
                 "accepted": len(self._accepted),
                 "faults_injected": dict(self._faults_injected),
                 "latency": self.latency,
+                "peak_in_flight": self._peak_in_flight,
+                "peak_per_second": peak_per_second,
             }
 
     # -- HTTP ---------------------------------------------------------------
 
+    @web.middleware
+    async def _measure(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        """Count the request in flight from its arrival until its handler has answered."""
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)  # type: ignore[no-any-return]
+        with self._lock:
+            self._arrivals.append(time.monotonic())
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
     def _make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._measure])
         app.router.add_post(f"{self.base_path}/draft-events", self._handle_draft_event)
         app.router.add_post(f"{self.base_path}/{{tail:.+}}", self._handle_generic)
         app.router.add_get(f"{CONTROL_PREFIX}/accepted", self._control_accepted)

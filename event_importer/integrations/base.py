@@ -17,7 +17,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVarTuple
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Result, Select, func, select, text
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,9 @@ class ClientOptions:
     # Requests per second across the run, retries included; None: limited by concurrency alone.
     rate_limit: float | None = None
     max_concurrency: int = 32
+    # Redis holding `rate_limit` and `max_concurrency` for every process sending to this destination;
+    # None: they hold per process.
+    limit_store: SecretStr | None = None
 
 
 DEFAULT_OPTIONS = ClientOptions()
@@ -214,6 +217,7 @@ class BaseSubmitter(ABC):
             max_attempts=self.max_attempts,
             rate_limit=self.settings.rate_limit,
             max_concurrency=self.max_concurrency,
+            limit_store=self.app_settings.redis_url,
         )
 
     @property

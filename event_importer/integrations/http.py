@@ -4,7 +4,9 @@ One `httpx.AsyncClient` per run, on the aiohttp transport (httpx's own connectio
 at a few hundred requests per second; see benchmarks/README.md). Transient failures (connection
 errors, timeouts, 429 and 5xx) are retried with exponential backoff and full jitter, honouring
 `Retry-After`, up to `max_attempts` tries; other answers are final. An optional rate limit caps
-requests per second across the run, retries included.
+requests per second across the run, retries included. With a limit store (Redis, `limit_store` in the
+options) the rate and the requests in flight are held for every process together (`SharedLimits`),
+each attempt taking a slot before it leaves and giving it back at its answer.
 
 Subclasses adapt it through three public hooks rather than the retry loop: `request_headers` adds
 headers to every attempt (a signature is then fresh on each retry), `parse_success` turns a 2xx
@@ -17,7 +19,7 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import httpx
@@ -27,6 +29,7 @@ from httpx_aiohttp import AiohttpTransport
 from event_importer import jsonbytes
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
 from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions, report_http_status
+from event_importer.integrations.shared_limits import SharedLimits
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -97,6 +100,22 @@ class HttpClient(BaseClient):
         self._http: httpx.AsyncClient | None = None
         self._urls: dict[str, httpx.URL] = {}
         self._limiter: AsyncLimiter | None = None
+        self._shared: SharedLimits | None = None
+        if options.limit_store is not None:
+            self._shared = SharedLimits(
+                options.limit_store,
+                service_name,
+                self.base_url,
+                max_in_flight=options.max_concurrency,
+                rate=options.rate_limit,
+                request_timeout=options.timeout,
+            )
+
+    async def __aenter__(self) -> Self:
+        # Before anything is claimed: a limit store that does not answer stops the run here.
+        if self._shared is not None:
+            await self._shared.open()
+        return self
 
     def _open(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -107,7 +126,7 @@ class HttpClient(BaseClient):
                 timeout=self.timeout,
                 transport=AiohttpTransport(limits=limits),
             )
-            if self.options.rate_limit:
+            if self.options.rate_limit and self._shared is None:
                 self._limiter = AsyncLimiter(self.options.rate_limit, 1.0)
         return self._http
 
@@ -115,6 +134,8 @@ class HttpClient(BaseClient):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._shared is not None:
+            await self._shared.aclose()
 
     async def post_json(
         self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
@@ -186,15 +207,42 @@ class HttpClient(BaseClient):
         content: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> dict[str, Any]:
+        if self._shared is not None:
+            return await self._once_shared(self._shared, http, method, path, content, headers)
         if self._limiter is not None:
             await self._limiter.acquire()
+        return self._parse(await self._send(http, method, path, content, headers))
+
+    async def _once_shared(
+        self,
+        shared: SharedLimits,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        token = await shared.acquire()
+        try:
+            response = await self._send(http, method, path, content, headers)
+        finally:
+            await shared.release(token)
+        return self._parse(response)
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         # After the limiter: the hook's headers (a timestamped signature) must not age while waiting.
         attempt_headers = {**(headers or {}), **self.request_headers(content)}
         try:
-            response = await http.request(method, self._absolute_url(path), content=content, headers=attempt_headers)
+            return await http.request(method, self._absolute_url(path), content=content, headers=attempt_headers)
         except httpx.TransportError as exc:
             raise RetryableSubmissionError(self._transport_error_message(exc)) from None
-        return self._parse(response)
 
     def _absolute_url(self, path: str) -> httpx.URL:
         """The absolute URL of `path` (relative paths are under `base_url`, as httpx joins them).

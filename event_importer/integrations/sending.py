@@ -8,6 +8,10 @@ A request holds one of `concurrency` slots until its answer arrives. Its outcome
 writer task, which gathers outcomes for up to `BATCH_WINDOW` seconds (or `BATCH_SIZE` of them) and
 commits them in one transaction. A second bound, `2 x concurrency`, covers every event sent whose
 outcome is not yet committed (in flight or answered): that is all a crash can leave to be sent again.
+
+A `SharedLimitError` from the client (the store of the destination's shared limits is gone) stops the
+run: the events already claimed are recorded as failed, not sent, with that reason, and the error is
+raised once every request that had left is recorded.
 """
 
 import asyncio
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from event_importer.db.models import FailureKind, SubmissionStatus
-from event_importer.errors import RetryableSubmissionError, SubmissionError
+from event_importer.errors import RetryableSubmissionError, SharedLimitError, SubmissionError
 from event_importer.integrations.base import BaseClient, ProgressCallback, report_http_status, reported_http_status
 from event_importer.integrations.chunks import chunked
 from event_importer.integrations.records import Outcome, Payload, SubmissionResult
@@ -182,10 +186,24 @@ async def send_payloads(
     in_flight = asyncio.Semaphore(concurrency)
     unrecorded = asyncio.Semaphore(2 * concurrency)
     writer = _OutcomeWriter(ledger, unrecorded, done)
+    stopped: list[SharedLimitError] = []
+
+    def not_sent(payload: Payload, claim: Claim) -> None:
+        outcome = LedgerOutcome(
+            claim.submission_id,
+            SubmissionStatus.FAILED,
+            error=f"not sent: {stopped[0]}",
+            failure_kind=FailureKind.TRANSIENT,  # nothing reached the destination: a later run may send it
+        )
+        writer.put(outcome, _sent(payload, claim, outcome))
 
     async def send_one(payload: Payload, claim: Claim) -> None:
         try:
             outcome = await _attempt(client, payload, claim)
+        except SharedLimitError as exc:
+            stopped.append(exc)
+            not_sent(payload, claim)
+            return
         finally:
             in_flight.release()
         writer.put(outcome, _sent(payload, claim, outcome))
@@ -200,23 +218,37 @@ async def send_payloads(
             upcoming = prepare(next(chunks, None))
             while upcoming is not None:
                 prepared = await upcoming
-                upcoming = prepare(next(chunks, None))
+                upcoming = prepare(next(chunks, None)) if not stopped else None
                 for result in prepared.settled:
                     done(result)
                 for payload, claim in prepared.claimed:
                     await unrecorded.acquire()
+                    if stopped:
+                        not_sent(payload, claim)
+                        continue
                     await in_flight.acquire()
                     if writer.error is not None:
                         raise writer.error
                     task = asyncio.create_task(send_one(payload, claim))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                if stopped and upcoming is not None:
+                    # Claimed already: record its events as not sent too, then claim nothing more.
+                    following, upcoming = upcoming, None
+                    later = await following
+                    for result in later.settled:
+                        done(result)
+                    for payload, claim in later.claimed:
+                        await unrecorded.acquire()
+                        not_sent(payload, claim)
             if tasks:
                 await asyncio.gather(*tasks)
     finally:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await writer.close()
+    if stopped:
+        raise stopped[0]
     return results
 
 
@@ -226,6 +258,8 @@ async def _attempt(client: BaseClient, payload: Payload, claim: Claim) -> Ledger
     report_http_status(None)
     try:
         response = await client.send(payload)
+    except SharedLimitError:
+        raise
     except SubmissionError as exc:
         kind = FailureKind.TRANSIENT if isinstance(exc, RetryableSubmissionError) else FailureKind.PERMANENT
         return LedgerOutcome(
