@@ -4,6 +4,7 @@ lifecycle skips included); stale claims (their process is gone) are told apart f
 `pending`; the exclusive states partition the events with either rule for cancelled events never
 sent."""
 
+import datetime as dt
 import socket
 
 from sqlalchemy import update
@@ -12,6 +13,7 @@ from event_importer.db.models import FailureKind, Submission, SubmissionStatus
 from event_importer.events.removal import remove_event
 from event_importer.integrations.discovery import discover
 from event_importer.integrations.standard_selectors import standard_selectors
+from event_importer.ledger import ImportedAttempt, import_attempts
 from event_importer.settings import get_settings
 from event_importer.states import STATES, integration_status, status_counts
 from event_importer_tests.defs.conftest import SERVICE
@@ -58,7 +60,32 @@ def _ledger_with_every_history(event_db) -> dict[str, int]:
     # Changed, then sent again: the latest success carries the new hash.
     add_events(event_db, {**originals["changed_and_resent"], "title": "resent"})
     attempt(event_db, SERVICE, ids["changed_and_resent"], S.SUCCESS)
-    return ids | _lifecycle_histories(event_db)
+    return ids | _lifecycle_histories(event_db) | _imported_histories(event_db)
+
+
+def _imported_histories(event_db) -> dict[str, int]:
+    """Attempts imported from an Event Importer database; returns the ids by kind."""
+    kinds = ("imported_success", "imported_failed", "imported_then_changed", "imported_then_own_failure")
+    originals = {kind: event_data() for kind in kinds}
+    ids = dict(zip(kinds, add_events(event_db, *originals.values()), strict=True))
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    import_attempts(
+        event_db,
+        [
+            ImportedAttempt(900 + n, ids[kind], SERVICE, status, at, error="rejected" if status == S.FAILED else None)
+            for n, (kind, status) in enumerate(
+                [
+                    ("imported_success", S.SUCCESS),
+                    ("imported_failed", S.FAILED),
+                    ("imported_then_changed", S.SUCCESS),
+                    ("imported_then_own_failure", S.SUCCESS),
+                ]
+            )
+        ],
+    )
+    add_events(event_db, {**originals["imported_then_changed"], "title": "changed since the import"})
+    attempt(event_db, SERVICE, ids["imported_then_own_failure"], S.FAILED)
+    return ids
 
 
 def _lifecycle_histories(event_db) -> dict[str, int]:
@@ -115,21 +142,28 @@ def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
         "success_then_failed",
         "changed_then_failed",
         "exhausted",
+        "imported_failed",
+        "imported_then_own_failure",
     }
     assert {kinds[i] for i in selected["exhausted"]} == {"exhausted"}
     assert {kinds[i] for i in selected["pending"]} == {"pending", "failed_then_pending", "stale"}
-    assert {kinds[i] for i in selected["changed"]} == {"changed", "changed_then_failed", "skipped_then_changed"}
+    assert {kinds[i] for i in selected["changed"]} == {
+        "changed",
+        "changed_then_failed",
+        "skipped_then_changed",
+        "imported_then_changed",
+    }
     assert {kinds[i] for i in selected["removed"]} == {"removal_due"}
     assert status == {
         "service": SERVICE,
-        "events": 23,
+        "events": 27,
         "unsubmitted": 3,
         "withheld": 2,
-        "success": 8,
+        "success": 10,
         "skipped": 2,
-        "failed": 5,
+        "failed": 7,
         "pending": 3,
-        "changed": 3,
+        "changed": 4,
         "removed": 1,
         "exhausted": 1,
         "dry_run_only": 1,
