@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
 from event_importer.errors import EventImporterError
+from event_importer.integrations.lifecycle import Operation
 from event_importer.integrations.records import Outcome as RecordOutcome
 from event_importer.integrations.records import SubmissionResult
 
@@ -417,6 +418,7 @@ _OUTCOMES = {
     SubmissionStatus.SUCCESS.value: RecordOutcome.SUCCESS,
     SubmissionStatus.FAILED.value: RecordOutcome.FAILED,
     SubmissionStatus.DRY_RUN.value: RecordOutcome.DRY_RUN,
+    SubmissionStatus.SKIPPED.value: RecordOutcome.SKIPPED,
 }
 UNFINISHED = "the run ended before recording an outcome"
 
@@ -436,6 +438,7 @@ def run_results(database: Database, service_name: str, run_id: str) -> list[Subm
             Submission.id,
             Submission.http_status,
             Submission.error,
+            Submission.operation,
         )
         .join(EventCache, EventCache.id == Submission.event_cache_id)
         .where(Submission.run_id == run_id, Submission.service_name == service_name)
@@ -453,6 +456,7 @@ def run_results(database: Database, service_name: str, run_id: str) -> list[Subm
             submission_id,
             http_status,
             error if status in _OUTCOMES else UNFINISHED,
+            Operation(operation),
         )
-        for event_id, source_url, data, status, attempt, submission_id, http_status, error in rows
+        for event_id, source_url, data, status, attempt, submission_id, http_status, error, operation in rows
     ]

@@ -357,6 +357,10 @@ def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
     final = trace.metadata.get("submission_results")
     if final is not None:
         skipped = final.get(SKIPPED_METADATA) or []
+        # Events another run held have no row of this run; those the destination's lifecycle rule
+        # skipped have one already.
+        recorded = {r.event_id for r in results}
+        skipped = [entry for entry in skipped if int(entry[0]) not in recorded]
         if skipped:
             results = sorted([*results, *_skipped_results(skipped)], key=lambda r: r.event_id)
         counts = {key: int(final.get(key, 0)) for key in COUNT_KEYS}

@@ -229,7 +229,7 @@ def test_ticketfairy_records_what_it_cannot_do_as_skipped_and_receives_nothing(t
 
     cli("events", "remove", closing["source_url"])
     with TestClient(_app(monkeypatch)) as client:
-        answer = client.post("/integrations/ticketfairy/submit", json={"selector": "removed"})
+        answer = client.post("/integrations/ticketfairy/submit", params={"wait": "true"}, json={"selector": "removed"})
         status = client.get("/integrations/ticketfairy/status").json()
     assert answer.status_code == 200, answer.text
     [result] = answer.json()["results"]

@@ -143,13 +143,11 @@ def test_sharded_runs_on_two_workers_exactly_once_and_after_a_killed_worker(
     dagster_postgres_url: str,
     redis_url: str,
     broker_queue: str,
-    session_cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stand_in = StandIn(tmp_path)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_", "DAGSTER_"))},
-        "EVENT_IMPORTER_CACHE_DIR": str(session_cache_dir),
         "EVENT_IMPORTER_DATABASE_URL": postgres_url,
         "EVENT_IMPORTER_DAGSTER_POSTGRES_URL": dagster_postgres_url,
         "EVENT_IMPORTER_CELERY_BROKER_URL": BROKER_URL,

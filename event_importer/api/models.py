@@ -150,6 +150,7 @@ class EventResult(BaseModel):
     outcome: Outcome
     operation: Operation = Field(description="What was asked of the destination: create, update, cancel or remove.")
     attempt: int | None = Field(description="The attempt's number for this event and destination.")
+    submission_id: int | None = Field(description="The attempt's row in the ledger (see the event's attempts).")
     http_status: int | None = Field(description="The destination's HTTP status, when it answered.")
     error: str | None = Field(description="Why it failed, with the destination's own message when it gave one.")
 

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from event_importer.api.models import UNAUTHORIZED, RunReport, answer
 from event_importer.api.security import require_token
 from event_importer.defs.config import job_name
-from event_importer.integrations.records import SubmissionResult
 from event_importer.run_queue import QueueServer
 from event_importer.runs import (
     PreparedSubmission,
@@ -36,19 +35,6 @@ def run_url(run_id: str) -> str:
     return f"/runs/{run_id}"
 
 
-def result_json(result: SubmissionResult) -> dict[str, Any]:
-    return {
-        "event_id": result.event_id,
-        "source_url": result.source_url,
-        "title": result.title,
-        "outcome": result.outcome.value,
-        "operation": result.operation.value,
-        "attempt": result.attempt,
-        "http_status": result.http_status,
-        "error": result.error,
-    }
-
-
 def summary_json(summary: RunSummary) -> dict[str, Any]:
     """A finished submission (`runs.RunSummary`) as the API shows it."""
     return {
@@ -58,7 +44,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "error": summary.error,
         "configuration_error": summary.configuration_error,
         "counts": summary.counts,
-        "results": [result_json(r) for r in summary.results],
+        "results": [r.to_json() for r in summary.results],
     }
 
 

@@ -178,7 +178,7 @@ def run_submission(
                 "success": summary.success,
                 "error": summary.error,
                 "counts": summary.counts,
-                "results": [result_json(r) for r in summary.results],
+                "results": [r.to_json() for r in summary.results],
             }
         )
     elif summary.configuration_error:
@@ -195,20 +195,6 @@ def run_submission(
     if summary.configuration_error:
         sys.exit(USAGE_ERROR)
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
-
-
-def result_json(result: SubmissionResult) -> dict[str, Any]:
-    return {
-        "event_id": result.event_id,
-        "source_url": result.source_url,
-        "title": result.title,
-        "outcome": result.outcome.value,
-        "operation": result.operation.value,
-        "attempt": result.attempt,
-        "submission_id": result.submission_id,
-        "http_status": result.http_status,
-        "error": result.error,
-    }
 
 
 def print_results(results: list[SubmissionResult]) -> None:

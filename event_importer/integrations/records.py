@@ -124,6 +124,20 @@ class SubmissionResult:
     error: str | None = None
     operation: Operation = Operation.CREATE
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as the CLI's `--json` and the API show it."""
+        return {
+            "event_id": self.event_id,
+            "source_url": self.source_url,
+            "title": self.title,
+            "outcome": self.outcome.value,
+            "operation": self.operation.value,
+            "attempt": self.attempt,
+            "submission_id": self.submission_id,
+            "http_status": self.http_status,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class SubmissionReport:

@@ -2,18 +2,19 @@
 `event_importer.integrations` is discovered like a built-in one, and gets the same CLI group, API
 routes and Dagster asset graph (plus its own extra command and route) with no edit to this repository.
 
-The plugin is a real wheel that pip installs into a temporary folder, put on `sys.path` for one test
-at a time, so nothing is installed into the project's environment and every test starts clean. The
-test writes the wheel itself (a zip in the layout the wheel spec fixes) rather than building it from a
-`pyproject.toml`: the environment's setuptools cannot build wheels without the `wheel` package, and
-build isolation would fetch one from the network. What pip installs, and what discovery reads back
-through `importlib.metadata`, is the same either way: a package and a `.dist-info` with
-`entry_points.txt`.
+The plugin is a real wheel that pip installs into a temporary folder, put on `sys.path` (and on
+`PYTHONPATH`, for the code server and run processes the CLI and API start) for one test at a time, so
+nothing is installed into the project's environment and every test starts clean. The test writes the
+wheel itself (a zip in the layout the wheel spec fixes) rather than building it from a `pyproject.toml`:
+the environment's setuptools cannot build wheels without the `wheel` package, and build isolation would
+fetch one from the network. What pip installs, and what discovery reads back through
+`importlib.metadata`, is the same either way: a package and a `.dist-info` with `entry_points.txt`.
 """
 
 import base64
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -203,11 +204,15 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The plugin installed (on `sys.path`) for this test only, discovery and the root CLI group left clean."""
+    """The plugin installed (on `sys.path`, and on `PYTHONPATH` for child processes) for this test only,
+    discovery and the root CLI group left clean."""
     from event_importer.cli.main import cli
 
     # Also invalidates the import system's caches; importlib.metadata scans sys.path on each call.
     monkeypatch.syspath_prepend(str(plugin_site))
+    # Runs are created from a code server and executed in run worker processes, both children of this
+    # process: they must see the same installation, as they see one in the environment's site-packages.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])))
     # build_cli() adds each integration's group to the module-level root group: undo that afterwards.
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
     # The code under test sets DAGSTER_HOME in os.environ; setenv first so that monkeypatch restores it.
@@ -296,7 +301,8 @@ def test_the_api_has_its_standard_and_own_routes(plugin):
         assert client.get(f"/integrations/{NAME}/ping").json() == {"pong": NAME}
         assert client.get(f"/integrations/{NAME}/status").json()["service"] == NAME
         add_events(_cache_db(), event_data())
-        answer = client.post(f"/integrations/{NAME}/submit", json={"dry_run": True})
+        # `?wait=true`: answer (200) with the counts once the run has ended, rather than 202 with its URL.
+        answer = client.post(f"/integrations/{NAME}/submit", params={"wait": "true"}, json={"dry_run": True})
         assert answer.status_code == 200, answer.text
         assert answer.json()["success"] is True and answer.json()["counts"]["dry_run"] == 1
 

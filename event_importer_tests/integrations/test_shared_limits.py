@@ -50,7 +50,6 @@ def _start_workers(tmp_path: Path, url: str, redis_url: str | None, **settings: 
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("EVENT_IMPORTER_", "TICKETFAIRY_"))},
             "EVENT_IMPORTER_HOME": str(tmp_path / f"home{n}"),
-            "EVENT_IMPORTER_CACHE_DIR": os.environ["EVENT_IMPORTER_CACHE_DIR"],
             "EVENT_IMPORTER_DATABASE_URL": database_url,
             "TICKETFAIRY_API_URL": url,
             "TICKETFAIRY_API_KEY": TEST_API_KEY,
