@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from event_importer.defs.factory import build_integration_defs
+from event_importer.defs.factory import EVENT_CACHE, build_integration_defs
 from event_importer.defs.resources import database_resource, run_memory_io_manager
 from event_importer.errors import ConfigurationError
 from event_importer.integrations.discovery import Integration, discover
@@ -20,8 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def shared_defs() -> dg.Definitions:
-    """What every integration's graph needs: the database, the IO manager and the executor."""
+    """What every integration's graph needs: the event cache it starts from, the database, the IO
+    manager and the executor."""
     return dg.Definitions(
+        assets=[EVENT_CACHE],
         resources={"database": database_resource(), "io_manager": run_memory_io_manager},
         executor=dg.in_process_executor,
     )

@@ -127,6 +127,17 @@ id) before it is sent, and its outcome recorded as soon as it is known. The asse
 recorded, failure rate, no duplicates) are evaluated right after."""
 
 
+# The SQL event cache every integration selects from. Loaded outside Dagster (`events load`,
+# `POST /events`, `events import-db`), so it is a spec, not an asset Dagster materializes: the lineage
+# in the UI then starts where the data does.
+EVENT_CACHE = dg.AssetSpec(
+    "event_cache",
+    description="The SQL event cache: events loaded with `events load`, `POST /events` or `events import-db`.",
+    group_name="event_cache",
+    kinds={"sql"},
+)
+
+
 def build_integration_defs(integration: Integration) -> dg.Definitions:
     """Assets, checks, job, schedule, sensor and client resource of one integration.
 
@@ -152,6 +163,7 @@ def build_integration_defs(integration: Integration) -> dg.Definitions:
 
     @dg.asset(
         key=[svc, "selected_events"],
+        deps=[EVENT_CACHE],
         group_name=svc,
         kinds={"python", "sql"},
         required_resource_keys=keys,

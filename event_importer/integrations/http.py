@@ -76,12 +76,14 @@ class HttpClient(BaseClient):
         headers: Mapping[str, str] | None = None,
         options: ClientOptions = DEFAULT_OPTIONS,
         secrets: Sequence[str | None] = (),
+        auth: httpx.Auth | None = None,
     ) -> None:
         """
         Args:
             service_name: the integration's name, used in every error message.
             base_url: prefix of every request path.
             headers: sent with every request.
+            auth: httpx's authentication for every request (e.g. `httpx.BasicAuth`); none by default.
             options: timeout, attempts, rate limit and connections (from the integration's settings).
             secrets: values (keys, passwords) that must never appear in an error or a recorded answer,
                 even when the destination echoes them back.
@@ -89,6 +91,7 @@ class HttpClient(BaseClient):
         self.service_name = service_name
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
+        self._auth = auth
         self.options = options
         self.timeout = options.timeout
         self.max_attempts = options.max_attempts
@@ -123,6 +126,7 @@ class HttpClient(BaseClient):
             self._http = _AsyncClient(
                 base_url=self.base_url,
                 headers=self.headers,
+                auth=self._auth,
                 timeout=self.timeout,
                 transport=AiohttpTransport(limits=limits),
             )

@@ -89,6 +89,8 @@ def test_every_discovered_integration_has_its_graph(defs):
             assert node.group_name == name
             assert node.description, key
             assert "python" in node.kinds
+        # The lineage starts at the event cache, which events are loaded into outside Dagster.
+        assert graph.get(dg.AssetKey([name, "selected_events"])).parent_keys == {dg.AssetKey("event_cache")}
         assert graph.get(dg.AssetKey([name, "payloads"])).parent_keys == {dg.AssetKey([name, "selected_events"])}
         assert graph.get(dg.AssetKey([name, "submission_results"])).parent_keys == {dg.AssetKey([name, "payloads"])}
         job = defs.resolve_job_def(f"{name}_submit_job")

@@ -10,7 +10,6 @@ by the next update. A payload `{"uid", "delete": true}` DELETEs the resource ins
 `CALDAV_REMOVAL=delete`); a resource already gone (404, 410) counts as deleted.
 """
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -52,6 +51,7 @@ class CalDavClient(HttpClient):
             base_url=url or "",
             options=options,
             secrets=[password],
+            auth=httpx.BasicAuth(username, password or "") if username else None,
         )
 
     def __repr__(self) -> str:
@@ -70,19 +70,15 @@ class CalDavClient(HttpClient):
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         """PUT one VCALENDAR (`{"uid", "ics"}`) and return `{"href", "etag", "status", "created"}`."""
         self.check_configured()
-        authorization: dict[str, str] = {}
-        if self._username:
-            credentials = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
-            authorization["Authorization"] = f"Basic {credentials}"
         url = self.resource_url(str(data["uid"]))
         if data.get("delete"):
-            return await self._delete(url, authorization)
-        headers = {"Content-Type": "text/calendar; charset=utf-8", **authorization}
+            return await self._delete(url)
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
         return await self.request_json("PUT", url, content=str(data["ics"]).encode(), headers=headers)
 
-    async def _delete(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    async def _delete(self, url: str) -> dict[str, Any]:
         try:
-            answer = await self.request_json("DELETE", url, headers=headers)
+            answer = await self.request_json("DELETE", url)
         except RejectedSubmissionError as exc:
             if exc.status not in (404, 410):
                 raise
