@@ -438,8 +438,4 @@ def _failure(trace: RunTrace, integration: Integration) -> tuple[str, bool]:
             messages.append("the run was canceled")
         else:
             messages.append(trace.run_failure or "the run failed")
-    return _redact("; ".join(messages), integration), configuration
-
-
-def _redact(text: str, integration: Integration) -> str:
-    return redact(text, integration)
+    return redact("; ".join(messages), integration), configuration
