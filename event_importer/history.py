@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import EventNotFoundError
-from event_importer.integrations.discovery import Integration
+from event_importer.framework.discovery import Integration
 from event_importer.ledger import AttemptRecord
-from event_importer.states import STATES, sends_unsent_cancelled
+from event_importer.states import STATES
 
 REDACTED = "***"
 
@@ -129,7 +129,7 @@ def state_of(session: Session, integration: Integration, event_id: int) -> dict[
     `state` is the one exclusive state it is in; `changed`, `removed` and `exhausted` whether it is
     also in those.
     """
-    include_cancelled = sends_unsent_cancelled(integration)
+    include_cancelled = integration.sends_unsent_cancelled()
 
     def holds(name: str) -> bool:
         state = STATES[name].select(integration.name, include_cancelled=include_cancelled)

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, FailureKind, Submission, SubmissionStatus, utcnow
 from event_importer.errors import EventImporterError
-from event_importer.integrations.lifecycle import Operation
-from event_importer.integrations.records import Outcome as RecordOutcome
-from event_importer.integrations.records import SubmissionResult
+from event_importer.framework.lifecycle import Operation
+from event_importer.framework.records import Outcome as RecordOutcome
+from event_importer.framework.records import SubmissionResult
 
 HOSTNAME = socket.gethostname()
 

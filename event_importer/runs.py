@@ -24,7 +24,7 @@ import dagster as dg
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from event_importer.db.engine import get_database
+from event_importer.db.engine import configured_database
 from event_importer.db.models import EventCache
 from event_importer.defs.config import (
     TAG_INTEGRATION,
@@ -42,12 +42,11 @@ from event_importer.defs.config import (
 from event_importer.defs.factory import PROGRESS_METADATA, SKIPPED_METADATA
 from event_importer.defs.resources import redact
 from event_importer.errors import EventImporterError, UsageError
+from event_importer.framework.discovery import Integration, discover
+from event_importer.framework.records import Outcome, SubmissionResult
 from event_importer.instance import open_instance
-from event_importer.integrations.discovery import Integration, discover
-from event_importer.integrations.records import Outcome, SubmissionResult
 from event_importer.ledger import run_results
 from event_importer.run_queue import Dispatcher, fail_if_worker_gone
-from event_importer.settings import get_settings
 
 ProgressCallback = Callable[[str], None]
 
@@ -353,7 +352,7 @@ def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
     ops: dict[str, Any] = dict(run.run_config).get("ops") or {}  # type: ignore[assignment]
     config: dict[str, Any] = (ops.get(first_op_name(service)) or {}).get("config") or {}
     dry_run = bool(config.get("dry_run", False))
-    results = run_results(get_database(get_settings().resolved_database_url), service, run.run_id)
+    results = run_results(configured_database(), service, run.run_id)
     final = trace.metadata.get("submission_results")
     if final is not None:
         skipped = final.get(SKIPPED_METADATA) or []
@@ -396,7 +395,7 @@ def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
 
 def _skipped_results(skipped: list[list[Any]]) -> list[SubmissionResult]:
     reasons = {int(event_id): str(reason) for event_id, reason in skipped}
-    database = get_database(get_settings().resolved_database_url)
+    database = configured_database()
     with database.session() as session:
         rows = session.execute(
             select(EventCache.id, EventCache.source_url, EventCache.data).where(EventCache.id.in_(list(reasons)))

@@ -36,14 +36,13 @@ from event_importer.db.models import (
     SubmissionStatus,
     utcnow,
 )
-from event_importer.errors import EventImporterError
 from event_importer.events.status import EventStatus
-from event_importer.integrations.lifecycle import Operation
+from event_importer.framework.lifecycle import Operation
 from event_importer.ledger import owner_alive
 from event_importer.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from event_importer.integrations.discovery import Integration
+    from event_importer.framework.discovery import Integration
 
 _REAL = Submission.status != SubmissionStatus.DRY_RUN.value
 
@@ -360,16 +359,7 @@ def status_counts(
     return counts
 
 
-def sends_unsent_cancelled(integration: "Integration") -> bool:
-    """Whether the integration's destination takes cancelled events it never had, as configured
-    (its class's declaration when its settings cannot be read)."""
-    try:
-        return integration.create_submitter().lifecycle_rules().send_unsent_cancelled
-    except EventImporterError:
-        return integration.submitter_class.lifecycle.send_unsent_cancelled
-
-
-def integration_status(service: str) -> dict[str, Any]:
+def integration_status(integration: "Integration") -> dict[str, Any]:
     """Counts of the integration's events by state (see `status_counts`), with the service's name.
 
     Keys: `service`, `events`, then each state of `STATES` (the exclusive ones, `unsubmitted`,
@@ -377,19 +367,14 @@ def integration_status(service: str) -> dict[str, Any]:
     `removed` and `exhausted` overlap them), `dry_run_only` (of `unsubmitted`) and `stale_pending`
     (of `pending`). Counted with the destination's lifecycle rule for cancelled events it never had,
     as its selectors are.
-
-    Raises:
-        IntegrationNotFoundError: no integration has that name.
     """
-    from event_importer.db.engine import get_database
-    from event_importer.integrations.discovery import discover
-    from event_importer.settings import get_settings
+    from event_importer.db.engine import configured_database
 
-    include_cancelled = sends_unsent_cancelled(discover().get(service))
     settings = get_settings()
-    database = get_database(settings.resolved_database_url)
+    service = integration.name
+    include_cancelled = integration.sends_unsent_cancelled()
     counts = status_counts(
-        database,
+        configured_database(),
         service,
         stale_after=settings.stale_claim_after,
         include_cancelled=include_cancelled,

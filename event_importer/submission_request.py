@@ -5,7 +5,7 @@ import nothing heavy, so the API can check a request before it loads Dagster.
 """
 
 from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import BaseSubmitter
+from event_importer.framework.submitter import BaseSubmitter
 
 # A run's `limit` stays well inside every database's integer range (a larger one is no limit at all).
 MAX_LIMIT = 1_000_000

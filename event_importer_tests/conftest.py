@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from event_importer.db.engine import Database, _databases
 from event_importer.db.models import Base
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.standin import StandInServer
 

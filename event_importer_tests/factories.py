@@ -6,8 +6,9 @@ from typing import Any
 from event_importer.db.engine import Database
 from event_importer.db.models import FailureKind, SubmissionStatus
 from event_importer.events.loader import load_events
-from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
-from event_importer.integrations.http import HttpClient
+from event_importer.framework.contracts import BaseClient, BaseTransformer
+from event_importer.framework.http import HttpClient
+from event_importer.framework.submitter import BaseSubmitter
 from event_importer.ledger import ClaimRequest, FinalRecord, Outcome, SubmissionLedger
 
 _counter = itertools.count(1)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY
 from event_importer_tests.factories import event_data

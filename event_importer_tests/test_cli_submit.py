@@ -26,7 +26,7 @@ from event_importer.defs.config import (
     TAG_TRIGGER,
 )
 from event_importer.defs.config import lane as lane_of
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.runs import submit_through_dagster
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY

@@ -19,7 +19,7 @@ from event_importer.cli.main import build_cli
 from event_importer.db.engine import get_database
 from event_importer.db.models import Submission
 from event_importer.defs import integration_defs
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.integrations.webhook import verify_signature
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY

@@ -27,7 +27,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
 
 from event_importer.errors import SubmissionError
-from event_importer.integrations.base import ClientOptions
+from event_importer.framework.contracts import ClientOptions
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer.settings import get_settings
 from event_importer_tests.factories import add_events, event_data

@@ -41,7 +41,7 @@ from event_importer.db.engine import Database
 from event_importer.defs.config import TAG_OWNER, TAG_SUBMISSION
 from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY, skip_or_fail
 from event_importer_tests.factories import add_events, event_data
-from event_importer_tests.integrations.test_shared_limits import ARRIVAL_ALLOWANCE
+from event_importer_tests.framework.test_shared_limits import ARRIVAL_ALLOWANCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -17,10 +17,10 @@ from event_importer.api.models import TOO_LARGE, UNAUTHORIZED, Health, LoadRepor
 from event_importer.api.routes import integration_router
 from event_importer.api.runs import runs_router
 from event_importer.api.security import BodySizeLimit, TokenGate, require_token
-from event_importer.db.engine import get_database
+from event_importer.db.engine import configured_database
 from event_importer.events.loader import load_events, parse_records
 from event_importer.events.model import EventData
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.run_queue import QueueServer
 from event_importer.settings import get_settings
 
@@ -122,7 +122,7 @@ def create_app() -> FastAPI:
     async def post_events(request: Request) -> JSONResponse:
         """Load events, upserted by `source_url`, and answer the counts: new, updated, unchanged, invalid."""
         raw = await request.body()
-        database = get_database(get_settings().resolved_database_url)
+        database = configured_database()
         from starlette.concurrency import run_in_threadpool
 
         # Bytes, not text: a record that is not UTF-8 is reported with its position, like any bad record.

@@ -11,11 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 
 from event_importer.api.models import UNAUTHORIZED, answer
 from event_importer.api.security import require_token
-from event_importer.db.engine import get_database
+from event_importer.db.engine import configured_database
 from event_importer.errors import EventNotFoundError, IntegrationNotFoundError
+from event_importer.framework.discovery import discover
 from event_importer.history import event_overview, integration_history
-from event_importer.integrations.discovery import discover
-from event_importer.settings import get_settings
 
 router = APIRouter(
     dependencies=[Depends(require_token)],
@@ -30,7 +29,7 @@ def show_event(event_id: EventId) -> dict[str, Any]:
     """The event, and per integration its state, attempt counts and latest attempt."""
     integrations = [found for _, found in sorted(discover().integrations.items())]
     try:
-        return event_overview(get_database(get_settings().resolved_database_url), integrations, event_id)
+        return event_overview(configured_database(), integrations, event_id)
     except EventNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
 
@@ -40,6 +39,6 @@ def event_attempts(name: str, event_id: EventId) -> dict[str, Any]:
     """Every attempt to send the event to the integration, dry runs included: payload, answer, status, error."""
     try:
         integration = discover().get(name)
-        return integration_history(get_database(get_settings().resolved_database_url), integration, event_id)
+        return integration_history(configured_database(), integration, event_id)
     except (EventNotFoundError, IntegrationNotFoundError) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None

@@ -13,8 +13,8 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from event_importer.events.model import check_http_url
-from event_importer.integrations.lifecycle import Operation
-from event_importer.integrations.records import Outcome
+from event_importer.framework.lifecycle import Operation
+from event_importer.framework.records import Outcome
 from event_importer.settings import MAX_SHARDS
 from event_importer.states import STATES
 from event_importer.submission_request import MAX_LIMIT

@@ -19,11 +19,10 @@ from event_importer.api.models import (
     submit_request_model,
 )
 from event_importer.api.security import require_token
-from event_importer.db.engine import get_database
+from event_importer.db.engine import configured_database
 from event_importer.errors import EventImporterError
-from event_importer.integrations.base import BaseSubmitter
-from event_importer.integrations.discovery import Integration
-from event_importer.settings import get_settings
+from event_importer.framework.discovery import Integration
+from event_importer.framework.submitter import BaseSubmitter
 from event_importer.submission_request import check_sendable
 
 
@@ -34,7 +33,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
     token and document their 401 like these.
     """
     if isinstance(integration, str):
-        from event_importer.integrations.discovery import discover
+        from event_importer.framework.discovery import discover
 
         integration = discover().get(integration)
     name = integration.name
@@ -109,14 +108,14 @@ def integration_router(integration: Integration | str) -> APIRouter:
         from event_importer.states import integration_status
 
         lifecycle = integration.create_submitter().lifecycle_rules().describe()
-        return {**integration_status(name), "lifecycle": lifecycle}
+        return {**integration_status(integration), "lifecycle": lifecycle}
 
     return router
 
 
 def _selects_any(submitter: BaseSubmitter, selector: str, url: str) -> bool:
     """Whether the selector, given `url`, picks any event: what the run would find, asked before starting it."""
-    database = get_database(get_settings().resolved_database_url)
+    database = configured_database()
     with database.session() as session:
         statement = submitter.get_selector(selector).statement(submitter.service_name, url=url)
         return bool(session.scalar(select(statement.exists())))

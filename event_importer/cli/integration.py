@@ -32,8 +32,8 @@ import click
 
 from event_importer.cli.output import USAGE_ERROR, print_json, table
 from event_importer.errors import EventImporterError
-from event_importer.integrations.discovery import Integration, discover
-from event_importer.integrations.records import SubmissionResult, failures_first
+from event_importer.framework.discovery import Integration, discover
+from event_importer.framework.records import SubmissionResult, failures_first
 from event_importer.settings import MAX_SHARDS
 
 EXIT_OK = 0
@@ -92,7 +92,7 @@ def integration_group(integration: Integration | str) -> click.Group:
         from event_importer.states import integration_status
 
         try:
-            counts = integration_status(name)
+            counts = integration_status(integration)
         except EventImporterError as exc:
             _usage_error(str(exc), as_json)
         if as_json:
@@ -106,11 +106,11 @@ def integration_group(integration: Integration | str) -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print every attempt, with payload and answer, as JSON.")
     def history(event: str, as_json: bool) -> None:
         """Every attempt to send one event (its id or source URL), dry runs included, oldest first."""
-        from event_importer.cli.main import open_database
+        from event_importer.db.engine import configured_database
         from event_importer.history import integration_history
 
         try:
-            found = integration_history(open_database(), integration, event)
+            found = integration_history(configured_database(), integration, event)
         except EventImporterError as exc:
             _usage_error(str(exc), as_json)
         if as_json:

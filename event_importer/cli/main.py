@@ -9,15 +9,10 @@ import click
 from dotenv import load_dotenv
 
 from event_importer.cli.output import fail, print_json, table
-from event_importer.db.engine import Database, get_database
+from event_importer.db.engine import configured_database
 from event_importer.errors import ConfigurationError, EventImporterError
 from event_importer.events.loader import LoadReport, load_files, load_samples
-from event_importer.integrations.discovery import discover
-from event_importer.settings import get_settings
-
-
-def open_database() -> Database:
-    return get_database(get_settings().resolved_database_url)
+from event_importer.framework.discovery import discover
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,10 +49,10 @@ def events_load(paths: tuple[Path, ...], sample: bool, as_json: bool, mirror: bo
     if mirror:
         if sample:
             fail("--mirror loads one file; --sample cannot be mirrored")
-        run_mirror_load(open_database(), paths, source, as_json)
+        run_mirror_load(configured_database(), paths, source, as_json)
     if not paths and not sample:
         fail("give one or more files, or --sample")
-    database = open_database()
+    database = configured_database()
     report = LoadReport()
     if sample:
         report.merge(load_samples(database))
@@ -78,7 +73,7 @@ def events_remove(url: str, as_json: bool) -> None:
     """
     from event_importer.cli.removal import events_remove_command
 
-    events_remove_command(open_database(), url, as_json)
+    events_remove_command(configured_database(), url, as_json)
 
 
 @events.command("import-db")
@@ -95,7 +90,7 @@ def events_import_db(database_url: str, as_json: bool) -> None:
     from event_importer.events.import_db import import_database
 
     try:
-        imported = import_database(open_database(), database_url)
+        imported = import_database(configured_database(), database_url)
     except ConfigurationError as exc:
         fail(str(exc))
     except EventImporterError as exc:
@@ -128,7 +123,7 @@ def events_list(as_json: bool, limit: int | None) -> None:
 
     from event_importer.db.models import EventCache
 
-    with open_database().session() as session:
+    with configured_database().session() as session:
         statement = select(EventCache).order_by(EventCache.id).limit(limit)
         rows = [
             {
@@ -163,7 +158,7 @@ def events_show(event: str, as_json: bool) -> None:
 
     try:
         integrations = [found for _, found in sorted(discover().integrations.items())]
-        overview = event_overview(open_database(), integrations, event)
+        overview = event_overview(configured_database(), integrations, event)
     except EventImporterError as exc:
         if as_json:
             print_json({"error": str(exc)})

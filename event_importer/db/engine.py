@@ -21,6 +21,7 @@ from sqlalchemy.schema import CreateColumn
 from event_importer import jsonbytes
 from event_importer.db.models import Base
 from event_importer.errors import ConfigurationError
+from event_importer.settings import get_settings
 
 # Several runs (CLI, schedule, API) may write at once: wait for the lock rather than fail.
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -150,3 +151,8 @@ def get_database(url: str) -> Database:
         if url not in _databases:
             _databases[url] = Database(url)
         return _databases[url]
+
+
+def configured_database() -> Database:
+    """The process-wide `Database` of the settings' event cache (`EVENT_IMPORTER_DATABASE_URL`)."""
+    return get_database(get_settings().resolved_database_url)

@@ -136,7 +136,7 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     # What the attempt was for the destination: create, update, cancel or remove
-    # (`event_importer.integrations.lifecycle.Operation`).
+    # (`event_importer.framework.lifecycle.Operation`).
     operation: Mapped[str] = mapped_column(String(16), default="create", server_default="create")
     data_hash: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64))

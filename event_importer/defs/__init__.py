@@ -14,7 +14,7 @@ import dagster as dg
 from event_importer.defs.factory import EVENT_CACHE, build_integration_defs
 from event_importer.defs.resources import database_resource, run_memory_io_manager
 from event_importer.errors import ConfigurationError
-from event_importer.integrations.discovery import Integration, discover
+from event_importer.framework.discovery import Integration, discover
 
 logger = logging.getLogger(__name__)
 

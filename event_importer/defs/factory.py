@@ -37,16 +37,16 @@ from event_importer.defs.resources import IntegrationClientResource, client_reso
 from event_importer.defs.schedules import build_schedule
 from event_importer.defs.sensors import build_new_events_sensor
 from event_importer.defs.values import Selection, Submitted, Transformed
-from event_importer.integrations.base import BaseSubmitter
-from event_importer.integrations.discovery import Integration
-from event_importer.integrations.packed import Packed
-from event_importer.integrations.records import (
+from event_importer.framework.discovery import Integration
+from event_importer.framework.packed import Packed
+from event_importer.framework.records import (
     EventRef,
     Outcome,
     SubmissionReport,
     SubmissionResult,
     failures_first,
 )
+from event_importer.framework.submitter import BaseSubmitter
 from event_importer.ledger import current_owner
 from event_importer.submission_request import check_sendable
 

@@ -17,8 +17,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, SecretStr
 
 from event_importer.db.engine import Database, get_database
-from event_importer.integrations.base import BaseClient, BaseSubmitter
-from event_importer.integrations.discovery import Integration
+from event_importer.framework.contracts import BaseClient
+from event_importer.framework.discovery import Integration
+from event_importer.framework.submitter import BaseSubmitter
 from event_importer.settings import IntegrationSettings, get_settings, load_settings
 
 DATABASE_URL_ENV = "EVENT_IMPORTER_DATABASE_URL"

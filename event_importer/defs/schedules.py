@@ -12,7 +12,7 @@ from event_importer.defs.config import SubmitConfig, run_config, run_tags, servi
 from event_importer.defs.resources import DatabaseResource
 from event_importer.defs.sensors import RETRY_SELECTOR, retry_request
 from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import BaseSubmitter
+from event_importer.framework.submitter import BaseSubmitter
 
 
 def schedule_name(service: str) -> str:

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from event_importer.db.models import Submission
 from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
 from event_importer.defs.resources import DatabaseResource
-from event_importer.integrations.base import BaseSubmitter
+from event_importer.framework.submitter import BaseSubmitter
 
-# The selector of failed events due for another attempt (see standard_selectors.RetrySelector).
+# The selector of failed events due for another attempt (see framework.selectors.RetrySelector).
 RETRY_SELECTOR = "retry"
 # How many events a retry run was requested for, so the run list says why it was started.
 TAG_RETRY_EVENTS = "event-importer/retry_events"

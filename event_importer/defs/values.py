@@ -1,13 +1,13 @@
 """The values the submission assets hand to one another within a run (no ORM rows).
 
-Events and payloads travel packed (compressed JSON chunks, see `event_importer.integrations.packed`),
+Events and payloads travel packed (compressed JSON chunks, see `event_importer.framework.packed`),
 so a run's memory stays nearly flat however many events it selects.
 """
 
 from dataclasses import dataclass
 
-from event_importer.integrations.packed import Packed
-from event_importer.integrations.records import EventRef, Payload, SubmissionReport
+from event_importer.framework.packed import Packed
+from event_importer.framework.records import EventRef, Payload, SubmissionReport
 
 
 @dataclass(frozen=True, slots=True)

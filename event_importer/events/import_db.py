@@ -37,7 +37,7 @@ from event_importer.errors import ConfigurationError
 from event_importer.events.jsonstream import InvalidRecord, Record
 from event_importer.events.loader import LoadReport, load_events
 from event_importer.events.model import normalise_source_url, quote
-from event_importer.integrations.http import body_error_message
+from event_importer.framework.http import body_error_message
 from event_importer.ledger import ImportedAttempt, import_attempts
 
 CHUNK_SIZE = 1000

@@ -28,7 +28,7 @@ from event_importer.errors import UsageError
 from event_importer.events.jsonstream import InvalidRecord, Record
 from event_importer.events.loader import LoadReport, load_events, read_records
 from event_importer.events.model import normalise_source_url
-from event_importer.integrations.chunks import chunked
+from event_importer.framework.chunks import chunked
 
 # URLs per UPDATE ... WHERE source_url IN (...): well under SQLite's and PostgreSQL's parameter limits.
 _URLS_PER_STATEMENT = 500

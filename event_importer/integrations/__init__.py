@@ -1,1 +1,1 @@
-"""Integrations: one package per destination, found by `discovery`, built on `base`."""
+"""The built-in integrations: one package per destination, found by `event_importer.framework.discovery`."""

@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from event_importer.alerts import Alert, AlertKind, WebhookTarget, deliver
 from event_importer.defs import integration_defs
 from event_importer.defs.resources import DatabaseResource
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY
 from event_importer_tests.defs.conftest import SERVICE

@@ -15,7 +15,7 @@ from event_importer.defs import build_defs
 from event_importer.defs.config import build_config_class
 from event_importer.defs.resources import client_resource, secret_fields
 from event_importer.errors import ConfigurationError
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer_tests.conftest import TEST_API_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +31,9 @@ NEW_INTEGRATION = {
         from pydantic import Field, SecretStr
         from pydantic_settings import SettingsConfigDict
 
-        from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
-        from event_importer.integrations.http import HttpClient
+        from event_importer.framework.contracts import BaseClient, BaseTransformer
+        from event_importer.framework.submitter import BaseSubmitter
+        from event_importer.framework.http import HttpClient
         from event_importer.settings import IntegrationSettings
 
 

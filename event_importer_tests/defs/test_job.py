@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from event_importer.db.models import EventCache, Submission
 from event_importer.defs import integration_defs
-from event_importer.integrations.discovery import discover
-from event_importer.integrations.lifecycle import DEFAULT_LIFECYCLE
+from event_importer.framework.discovery import discover
+from event_importer.framework.lifecycle import DEFAULT_LIFECYCLE
 from event_importer.integrations.ticketfairy.submitter import TicketFairySubmitter
 from event_importer_tests.defs.conftest import SERVICE, files_containing
 from event_importer_tests.factories import add_events, event_data

@@ -10,7 +10,7 @@ import pytest
 from event_importer.db.models import SubmissionStatus
 from event_importer.defs import integration_defs
 from event_importer.defs.resources import DatabaseResource
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
 
@@ -165,7 +165,7 @@ def test_transient_failures_are_retried_after_a_growing_delay_up_to_the_limit(
     age(event_db, 100_000)
     assert not tick(defs, first.cursor).run_requests
     assert schedule_selectors() == ["unsubmitted"]
-    status = integration_status(SERVICE)
+    status = integration_status(discover().get(SERVICE))
     assert status["failed"] == 2 and status["exhausted"] == 1
     # The queue's per-lane limit (dagster.yaml) holds scheduled runs too: shard 0's lane, as any unsharded run.
     assert request.tags["event-importer/lane"] == f"{SERVICE}/0"

@@ -11,8 +11,8 @@ from sqlalchemy import update
 
 from event_importer.db.models import FailureKind, Submission, SubmissionStatus
 from event_importer.events.removal import remove_event
-from event_importer.integrations.discovery import discover
-from event_importer.integrations.standard_selectors import standard_selectors
+from event_importer.framework.discovery import discover
+from event_importer.framework.selectors import standard_selectors
 from event_importer.ledger import ImportedAttempt, import_attempts
 from event_importer.settings import get_settings
 from event_importer.states import STATES, integration_status, status_counts
@@ -126,7 +126,7 @@ def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
             for name in ("unsubmitted", "failed", "pending", "changed", "removed", "exhausted")
         }
 
-    status = integration_status(SERVICE)
+    status = integration_status(discover().get(SERVICE))
 
     for name, events in selected.items():
         assert status[name] == len(events), (name, status, events)

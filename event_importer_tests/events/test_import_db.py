@@ -18,7 +18,7 @@ from event_importer.cli.integration import integration_group
 from event_importer.cli.main import cli
 from event_importer.db.engine import get_database
 from event_importer.db.models import EventCache, Submission
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY
 from event_importer_tests.factories import event_data

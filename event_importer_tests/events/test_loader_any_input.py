@@ -203,7 +203,7 @@ def test_the_cli_reports_duplicates_without_failing(tmp_path):
 
 
 def test_the_url_selector_finds_an_event_by_its_url_in_any_case(sqlite_database):
-    from event_importer.integrations.standard_selectors import UrlSelector
+    from event_importer.framework.selectors import UrlSelector
     from event_importer_tests.factories import add_events
 
     [event_id] = add_events(sqlite_database, event_data(source_url="https://where.example/Night"))

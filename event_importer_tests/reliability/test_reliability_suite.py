@@ -45,6 +45,7 @@ from sqlalchemy import select
 
 from event_importer.db.models import Submission
 from event_importer.defs.config import TAG_OWNER
+from event_importer.framework.discovery import discover
 from event_importer.instance import open_instance
 from event_importer.settings import get_settings
 from event_importer.states import integration_status
@@ -262,7 +263,7 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
     assert all(row.status in ("success", "failed", "pending") for row in latest.values())
     pending_at_kill = {event_id for event_id, row in latest.items() if row.status == "pending"}
     assert pending_at_kill, "the run was killed after it had finished"
-    status = integration_status(SERVICE)
+    status = integration_status(discover().get(SERVICE))
     assert (status["pending"], status["stale_pending"]) == (len(pending_at_kill), len(pending_at_kill)), status
 
     # 2. The CLI and a worker select the same unsubmitted events at the same moment.

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from event_importer.db.engine import get_database
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 
 

@@ -15,10 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
-from event_importer.errors import ConfigurationError, RejectedSubmissionError
-from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
 from event_importer.integrations.caldav.settings import missing_settings
-from event_importer.integrations.http import HttpClient
+from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient, RejectedSubmissionError
 
 SERVICE_NAME = "caldav"
 

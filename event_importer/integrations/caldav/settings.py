@@ -4,15 +4,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
 
-from event_importer.events.model import check_http_url
-from event_importer.settings import ENV_FILE, IntegrationSettings
+from event_importer.sdk import IntegrationSettings, check_http_url
 
 
-class CalDavSettings(IntegrationSettings):
-    model_config = SettingsConfigDict(env_prefix="CALDAV_", env_file=ENV_FILE, extra="ignore", validate_default=True)
-
+class CalDavSettings(IntegrationSettings, env_prefix="CALDAV_"):
     url: str | None = Field(
         default=None,
         description="URL of the calendar collection (e.g. https://dav.example.org/alice/events/); required.",

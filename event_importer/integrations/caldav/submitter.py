@@ -8,12 +8,19 @@ load and disappearing from the CLI, the API and Dagster.
 import importlib.util
 from collections.abc import Iterable
 
-from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
 from event_importer.integrations.caldav.client import SERVICE_NAME, CalDavClient
 from event_importer.integrations.caldav.settings import CalDavSettings
-from event_importer.integrations.lifecycle import Lifecycle, Operation, sends
-from event_importer.integrations.records import EventRef, Payload
+from event_importer.sdk import (
+    BaseClient,
+    BaseSubmitter,
+    BaseTransformer,
+    ConfigurationError,
+    EventRef,
+    Lifecycle,
+    Operation,
+    Payload,
+    sends,
+)
 
 INSTALL_HINT = "the icalendar library (pip install 'event-importer[caldav]')"
 

@@ -27,13 +27,16 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from event_importer.errors import TransformError
-from event_importer.events.model import EventData, minimum_age_label
-from event_importer.events.status import EventStatus
-from event_importer.integrations.base import BaseTransformer
-from event_importer.integrations.lifecycle import Operation
-from event_importer.integrations.records import EventRef
-from event_importer.timezones import resolve_event_timezone
+from event_importer.sdk import (
+    BaseTransformer,
+    EventData,
+    EventRef,
+    EventStatus,
+    Operation,
+    TransformError,
+    minimum_age_label,
+    resolve_event_timezone,
+)
 
 UID_DOMAIN = "event-importer"
 PRODID = "-//event-importer//CalDAV integration//EN"

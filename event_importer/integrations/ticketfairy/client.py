@@ -2,9 +2,7 @@
 
 from typing import Any
 
-from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
-from event_importer.integrations.http import HttpClient
+from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient
 
 
 class TicketFairyClient(HttpClient):

@@ -4,9 +4,7 @@ import datetime as dt
 
 from sqlalchemy import Select, or_
 
-from event_importer.db.models import EventCache
-from event_importer.integrations.base import BaseSelector
-from event_importer.states import unsubmitted
+from event_importer.sdk import BaseSelector, EventCache, unsubmitted
 
 
 class UpcomingUnsubmittedSelector(BaseSelector):

@@ -1,17 +1,11 @@
 """TicketFairy's settings (prefix `TICKETFAIRY_`)."""
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
 
-from event_importer.events.model import check_http_url
-from event_importer.settings import ENV_FILE, IntegrationSettings
+from event_importer.sdk import IntegrationSettings, check_http_url
 
 
-class TicketFairySettings(IntegrationSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TICKETFAIRY_", env_file=ENV_FILE, extra="ignore", validate_default=True
-    )
-
+class TicketFairySettings(IntegrationSettings, env_prefix="TICKETFAIRY_"):
     api_key: SecretStr | None = Field(default=None, description="API key (Bearer token); required to send.")
     api_url: str = Field(default="https://www.theticketfairy.com/api", description="Base URL of the API.")
     origin: str = Field(default="https://www.theticketfairy.com", description="Origin header sent with requests.")

@@ -7,12 +7,11 @@ promoter to carry out by hand. Earlier releases sent a changed event as a second
 to clean up; they no longer do.
 """
 
-from event_importer.integrations.base import BaseClient, BaseSelector, BaseSubmitter, BaseTransformer
-from event_importer.integrations.lifecycle import Lifecycle, Operation, cannot
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer.integrations.ticketfairy.selectors import UpcomingUnsubmittedSelector
 from event_importer.integrations.ticketfairy.settings import TicketFairySettings
 from event_importer.integrations.ticketfairy.transformer import TicketFairyTransformer
+from event_importer.sdk import BaseClient, BaseSelector, BaseSubmitter, BaseTransformer, Lifecycle, Operation, cannot
 
 
 class TicketFairySubmitter(BaseSubmitter):

@@ -23,10 +23,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from event_importer.errors import TransformError
-from event_importer.events.model import EventData, Images, Location, minimum_age_label
-from event_importer.integrations.base import BaseTransformer
-from event_importer.timezones import resolve_event_timezone
+from event_importer.sdk import (
+    BaseTransformer,
+    EventData,
+    Images,
+    Location,
+    TransformError,
+    minimum_age_label,
+    resolve_event_timezone,
+)
 
 # A concert or club night without a stated end: long enough that the event is still listed while it
 # runs, short enough not to claim the next evening.

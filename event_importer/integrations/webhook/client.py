@@ -35,10 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from event_importer import jsonbytes
-from event_importer.errors import ConfigurationError
-from event_importer.integrations.base import DEFAULT_OPTIONS, ClientOptions
-from event_importer.integrations.http import HttpClient
+from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient
 
 SERVICE_NAME = "webhook"
 ID_HEADER = "webhook-id"
@@ -147,7 +144,7 @@ def delivery_version(body: Mapping[str, Any]) -> str:
 
 def message_id(body: bytes) -> str:
     """The `webhook-id` of a body this client encoded: its idempotency key, read back from the body."""
-    data = jsonbytes.loads(body)
+    data = json.loads(body)
     return idempotency_key(str(data.get("id")), delivery_version(data))
 
 

@@ -1,16 +1,11 @@
 """The webhook's settings (prefix `WEBHOOK_`): where to POST and the secret the bodies are signed with."""
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
 
-from event_importer.errors import ConfigurationError
-from event_importer.events.model import check_http_url
-from event_importer.settings import ENV_FILE, IntegrationSettings
+from event_importer.sdk import ConfigurationError, IntegrationSettings, check_http_url
 
 
-class WebhookSettings(IntegrationSettings):
-    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", env_file=ENV_FILE, extra="ignore", validate_default=True)
-
+class WebhookSettings(IntegrationSettings, env_prefix="WEBHOOK_"):
     url: str | None = Field(default=None, description="Endpoint every event is POSTed to; required to send.")
     secret: SecretStr | None = Field(
         default=None,

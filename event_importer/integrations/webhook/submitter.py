@@ -1,10 +1,9 @@
 """Wires the webhook's transformer and client to the standard selectors."""
 
-from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
-from event_importer.integrations.lifecycle import Lifecycle, sends
 from event_importer.integrations.webhook.client import SERVICE_NAME, WebhookClient
 from event_importer.integrations.webhook.settings import WebhookSettings
 from event_importer.integrations.webhook.transformer import WebhookTransformer
+from event_importer.sdk import BaseClient, BaseSubmitter, BaseTransformer, Lifecycle, sends
 
 
 class WebhookSubmitter(BaseSubmitter):

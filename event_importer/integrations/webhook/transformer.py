@@ -19,11 +19,7 @@ resolved offline from its location (coordinates, city, state or country); null w
 import hashlib
 from typing import Any
 
-from event_importer.events.loader import data_hash
-from event_importer.integrations.base import BaseTransformer
-from event_importer.integrations.lifecycle import Operation
-from event_importer.integrations.records import EventRef
-from event_importer.timezones import resolve_event_timezone
+from event_importer.sdk import BaseTransformer, EventRef, Operation, data_hash, resolve_event_timezone
 
 ACTIONS = {
     Operation.CREATE: "created",

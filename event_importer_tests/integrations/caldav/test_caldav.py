@@ -19,6 +19,8 @@ from event_importer.errors import (
     TransformError,
 )
 from event_importer.events.model import EventData
+from event_importer.framework.discovery import discover
+from event_importer.framework.records import Outcome
 from event_importer.integrations.caldav.client import CalDavClient
 from event_importer.integrations.caldav.submitter import INSTALL_HINT, CalDavSubmitter
 from event_importer.integrations.caldav.transformer import (
@@ -28,8 +30,6 @@ from event_importer.integrations.caldav.transformer import (
     location_text,
     plain_text,
 )
-from event_importer.integrations.discovery import discover
-from event_importer.integrations.records import Outcome
 from event_importer.ledger import AttemptRecord
 from event_importer_tests.factories import add_events, event_data, submission_rows
 from event_importer_tests.integrations.caldav.radicale_server import (

@@ -6,8 +6,8 @@ import asyncio
 import pytest
 
 from event_importer.errors import ConfigurationError, RejectedSubmissionError
-from event_importer.integrations.base import ClientOptions
-from event_importer.integrations.discovery import discover
+from event_importer.framework.contracts import ClientOptions
+from event_importer.framework.discovery import discover
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer_tests.conftest import TEST_API_KEY
 from event_importer_tests.factories import add_events, event_data

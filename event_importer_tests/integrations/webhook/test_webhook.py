@@ -20,8 +20,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from event_importer.db.models import EventCache
 from event_importer.errors import ConfigurationError
-from event_importer.integrations.discovery import discover
-from event_importer.integrations.records import Outcome
+from event_importer.framework.discovery import discover
+from event_importer.framework.records import Outcome
 from event_importer.integrations.webhook import verify_signature
 from event_importer.integrations.webhook.client import signature_headers
 from event_importer.integrations.webhook.submitter import WebhookSubmitter

@@ -19,15 +19,14 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
-from event_importer.errors import IntegrationNotFoundError
-from event_importer.integrations.base import BaseSubmitter
+from event_importer.errors import EventImporterError, IntegrationNotFoundError
+from event_importer.framework.submitter import BaseSubmitter
 from event_importer.settings import IntegrationSettings, Settings
 
 BUILTIN_PACKAGE = "event_importer.integrations"
 ENTRY_POINT_GROUP = "event_importer.integrations"
 # Dagster group, job and op names allow only these characters.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-_FRAMEWORK_MODULES = {"base", "discovery", "http", "records", "sending", "standard_selectors"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,14 @@ class Integration:
                 "the folder (or entry point) name and service_name must match"
             )
         return submitter
+
+    def sends_unsent_cancelled(self) -> bool:
+        """Whether the destination takes cancelled events it never had, as configured (its class's
+        declaration when its settings cannot be read)."""
+        try:
+            return self.create_submitter().lifecycle_rules().send_unsent_cancelled
+        except EventImporterError:
+            return self.submitter_class.lifecycle.send_unsent_cancelled
 
     def load_cli(self) -> Any | None:
         return getattr(importlib.import_module(self.cli_module), "cli", None) if self.cli_module else None
@@ -125,7 +132,7 @@ def _candidates() -> list[tuple[str, str, str]]:
     found = [
         (info.name, f"{BUILTIN_PACKAGE}.{info.name}", "built-in")
         for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name)
-        if info.ispkg and info.name not in _FRAMEWORK_MODULES and not info.name.startswith("_")
+        if info.ispkg and not info.name.startswith("_")
     ]
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else "unknown distribution"

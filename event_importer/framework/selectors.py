@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from event_importer.db.models import EventCache
 from event_importer.errors import EventImporterError
 from event_importer.events.model import normalise_source_url
-from event_importer.integrations.base import BaseSelector
+from event_importer.framework.contracts import BaseSelector
 from event_importer.states import STATES, EventState, RetryPolicy, exhausted, retry_due
 
 

@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from event_importer.integrations.packed import Packed, check_json
-from event_importer.integrations.records import EventKey, EventRef, Payload
+from event_importer.framework.packed import Packed, check_json
+from event_importer.framework.records import EventKey, EventRef, Payload
 from event_importer_tests.factories import event_data
 
 

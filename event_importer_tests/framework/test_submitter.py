@@ -4,7 +4,7 @@ exactly one recorded outcome, a bad event fails alone with its reason, dry runs 
 from sqlalchemy import select
 
 from event_importer.db.models import Submission
-from event_importer.integrations.records import Outcome
+from event_importer.framework.records import Outcome
 from event_importer_tests.factories import PlainSubmitter, add_events, event_data
 from event_importer_tests.standin import Fault
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import event_importer.integrations as integrations_package
-from event_importer.integrations.discovery import discover
+from event_importer.framework.discovery import discover
 
 NEW_INTEGRATION = {
     "__init__.py": '"""Echo: a test destination that posts events to a URL."""\n',
@@ -21,8 +21,9 @@ NEW_INTEGRATION = {
         from pydantic import Field
         from pydantic_settings import SettingsConfigDict
 
-        from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
-        from event_importer.integrations.http import HttpClient
+        from event_importer.framework.contracts import BaseClient, BaseTransformer
+        from event_importer.framework.submitter import BaseSubmitter
+        from event_importer.framework.http import HttpClient
         from event_importer.settings import IntegrationSettings
 
 

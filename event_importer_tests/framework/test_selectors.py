@@ -141,7 +141,7 @@ def test_all_url_and_limit(submitter, database):
 
 
 def test_streaming_crosses_chunk_boundaries(submitter, database, monkeypatch):
-    monkeypatch.setattr("event_importer.integrations.base.CHUNK_SIZE", 3)
+    monkeypatch.setattr("event_importer.framework.submitter.CHUNK_SIZE", 3)
     ids = add_events(database, *(event_data() for _ in range(8)))
     attempt(database, SVC, ids[4], S.SUCCESS)
     with database.session() as session:

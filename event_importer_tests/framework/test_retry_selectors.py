@@ -11,7 +11,7 @@ from event_importer.db.models import FailureKind as K
 from event_importer.db.models import Submission
 from event_importer.db.models import SubmissionStatus as S
 from event_importer.events.loader import load_events
-from event_importer.integrations.standard_selectors import ExhaustedSelector, RetryPolicy, RetrySelector
+from event_importer.framework.selectors import ExhaustedSelector, RetryPolicy, RetrySelector
 from event_importer_tests.factories import SVC, PlainSubmitter, add_events, attempt, event_data
 
 POLICY = RetryPolicy(attempts=3, delay=60.0, max_delay=3600.0)

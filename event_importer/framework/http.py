@@ -28,8 +28,8 @@ from httpx_aiohttp import AiohttpTransport
 
 from event_importer import jsonbytes
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
-from event_importer.integrations.base import DEFAULT_OPTIONS, BaseClient, ClientOptions, report_http_status
-from event_importer.integrations.shared_limits import SharedLimits
+from event_importer.framework.contracts import DEFAULT_OPTIONS, BaseClient, ClientOptions, report_http_status
+from event_importer.framework.shared_limits import SharedLimits
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from event_importer import jsonbytes
-from event_importer.integrations.chunks import CHUNK_SIZE, chunked
+from event_importer.framework.chunks import CHUNK_SIZE, chunked
 
 # Fast and still small: level 1 compresses these rows 5-8 times, at a third of the default's cost.
 _LEVEL = 1

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError
-from event_importer.integrations.base import ClientOptions
+from event_importer.framework.contracts import ClientOptions
 from event_importer_tests.factories import PlainClient
 from event_importer_tests.standin import Fault
 

@@ -1,7 +1,7 @@
 """The values that flow between the steps of a submission: select -> transform -> submit.
 
 They are frozen dataclasses (never ORM rows) that turn into plain JSON rows and back, so a run can
-hold many of them compactly between its steps (see `event_importer.integrations.packed`).
+hold many of them compactly between its steps (see `event_importer.framework.packed`).
 """
 
 import enum
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from event_importer.integrations.lifecycle import Operation
+from event_importer.framework.lifecycle import Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class EventKey:
     submitted_before: bool = False
     # Real attempts recorded when it was selected: this run's claim is attempt number `attempts + 1`.
     attempts: int = 0
-    # What this attempt is for the destination (see `event_importer.integrations.lifecycle`).
+    # What this attempt is for the destination (see `event_importer.framework.lifecycle`).
     operation: Operation = Operation.CREATE
 
 

@@ -6,10 +6,10 @@ import threading
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from event_importer.integrations.records import Outcome
+from event_importer.framework.records import Outcome
 from event_importer.ledger import SubmissionLedger
 from event_importer_tests.factories import PlainClient, add_events, event_data
-from event_importer_tests.integrations.test_submitter import statuses, submitter_for
+from event_importer_tests.framework.test_submitter import statuses, submitter_for
 from event_importer_tests.standin import Fault
 
 

@@ -27,7 +27,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from event_importer.integrations.discovery import ENTRY_POINT_GROUP, discover
+from event_importer.framework.discovery import ENTRY_POINT_GROUP, discover
 from event_importer_tests.factories import add_events, event_data
 
 DIST_NAME = "eventimp-plugin-demo"
@@ -68,7 +68,7 @@ PLUGIN_FILES = {
         from typing import Any
 
         from event_importer.errors import TransformError
-        from event_importer.integrations.base import BaseTransformer
+        from event_importer.framework.contracts import BaseTransformer
 
 
         class DemoTransformer(BaseTransformer):
@@ -84,7 +84,7 @@ PLUGIN_FILES = {
         from collections.abc import Mapping
         from typing import Any
 
-        from event_importer.integrations.http import HttpClient
+        from event_importer.framework.http import HttpClient
 
 
         class DemoClient(HttpClient):
@@ -96,7 +96,8 @@ PLUGIN_FILES = {
                 return {"Content-Digest": f"sha-256=:{digest}:"}
         ''',
     "submitter.py": '''
-        from event_importer.integrations.base import BaseClient, BaseSubmitter, BaseTransformer
+        from event_importer.framework.contracts import BaseClient, BaseTransformer
+        from event_importer.framework.submitter import BaseSubmitter
 
         from eventimp_plugin_demo.client import DemoClient
         from eventimp_plugin_demo.settings import DemoSettings
@@ -144,7 +145,7 @@ PLUGIN_FILES = {
 
         from event_importer.api.routes import integration_router
         from event_importer.api.security import require_token
-        from event_importer.integrations.discovery import discover
+        from event_importer.framework.discovery import discover
 
         router: APIRouter = integration_router(discover().get("plugin_demo"))
 

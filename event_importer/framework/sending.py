@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from event_importer.db.models import FailureKind, SubmissionStatus
 from event_importer.errors import RetryableSubmissionError, SharedLimitError, SubmissionError
-from event_importer.integrations.base import BaseClient, ProgressCallback, report_http_status, reported_http_status
-from event_importer.integrations.chunks import chunked
-from event_importer.integrations.records import Outcome, Payload, SubmissionResult
+from event_importer.framework.chunks import chunked
+from event_importer.framework.contracts import BaseClient, ProgressCallback, report_http_status, reported_http_status
+from event_importer.framework.records import Outcome, Payload, SubmissionResult
 from event_importer.ledger import Claim, ClaimRequest, FinalRecord, SubmissionLedger
 from event_importer.ledger import Outcome as LedgerOutcome
 

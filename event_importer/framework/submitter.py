@@ -1,5 +1,5 @@
-"""The integration framework: selectors pick events, a transformer maps them, a client sends them,
-and a submitter ties the three together and records every attempt through the ledger.
+"""The submitter: selects, transforms and submits one integration's events, recording every attempt
+through the ledger.
 
 An integration is a package under `event_importer/integrations/` (or an installed distribution's
 entry point) holding one `BaseSubmitter` subclass. The submitter's three steps, `select`,
@@ -10,78 +10,35 @@ calls in a row: there is one code path, whoever starts the run.
 import asyncio
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from functools import cached_property
-from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVarTuple
+from typing import ClassVar, TypeVarTuple
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Result, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
 from event_importer.errors import TransformError, UnknownSelectorError
-from event_importer.events.model import EventData, describe_validation_error
-from event_importer.integrations.chunks import CHUNK_SIZE
-from event_importer.integrations.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Operation, operation_for
-from event_importer.integrations.packed import Packed, check_json
-from event_importer.integrations.records import EventRef, Payload, SubmissionReport, SubmissionResult
+from event_importer.events.model import describe_validation_error
+from event_importer.framework.chunks import CHUNK_SIZE
+from event_importer.framework.contracts import (
+    BaseClient,
+    BaseSelector,
+    BaseTransformer,
+    ClientOptions,
+    ProgressCallback,
+)
+from event_importer.framework.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Operation, operation_for
+from event_importer.framework.packed import Packed, check_json
+from event_importer.framework.records import EventRef, Payload, SubmissionReport, SubmissionResult
+from event_importer.framework.selectors import standard_selectors
+from event_importer.framework.sending import record_dry_runs, send_payloads
 from event_importer.ledger import SubmissionLedger
 from event_importer.settings import IntegrationSettings, Settings, get_settings, load_settings
 
-ProgressCallback = Callable[[SubmissionResult], None]
-
 Ts = TypeVarTuple("Ts")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """How a client sends, the same knobs for every integration (from its settings)."""
-
-    timeout: float = 30.0
-    max_attempts: int = 4
-    # Requests per second across the run, retries included; None: limited by concurrency alone.
-    rate_limit: float | None = None
-    max_concurrency: int = 32
-    # Redis holding `rate_limit` and `max_concurrency` for every process sending to this destination;
-    # None: they hold per process.
-    limit_store: SecretStr | None = None
-
-
-DEFAULT_OPTIONS = ClientOptions()
-
-# The HTTP status of the answer `BaseClient.send` returned, reported by the client in the task that
-# sent it: a context variable, so the concurrent sends of one run each see their own, and the
-# clients' answers (whatever shape each destination's has) need not carry it.
-_answer_status: ContextVar[int | None] = ContextVar("event_importer_answer_status", default=None)
-
-
-def report_http_status(status: int | None) -> None:
-    """Tell the ledger the HTTP status of the answer being returned (`HttpClient` does it for every 2xx)."""
-    _answer_status.set(status)
-
-
-def reported_http_status() -> int | None:
-    """The status last reported in this task by `report_http_status`."""
-    return _answer_status.get()
-
-
-class BaseSelector(ABC):
-    """Chooses which cached events an integration should process."""
-
-    #: Whether the selector needs a `url` argument.
-    needs_url: ClassVar[bool] = False
-
-    @abstractmethod
-    def statement(self, service_name: str, *, url: str | None = None) -> Select[EventCache]:
-        """The query selecting the events, so the caller can stream, order and limit it."""
-
-    def select_events(self, db: Session, service_name: str, *, url: str | None = None) -> list[EventCache]:
-        """The selected events as a list (fine for small caches; the submitter streams instead)."""
-        return list(db.scalars(self.statement(service_name, url=url).order_by(EventCache.id)))
 
 
 def _execute_without_jit(session: Session, statement: Select[*Ts]) -> Result[*Ts]:
@@ -101,58 +58,6 @@ def _execute_without_jit(session: Session, statement: Select[*Ts]) -> Result[*Ts
         return session.execute(statement)
     finally:
         session.execute(text("SELECT set_config('jit', :previous, true)"), {"previous": previous})
-
-
-class BaseTransformer(ABC):
-    """Maps one `EventData` dict into the destination's format."""
-
-    @abstractmethod
-    def transform(self, event_data: dict[str, Any]) -> dict[str, Any]:
-        """The destination's payload for one event.
-
-        Raises:
-            TransformError: the event lacks something the destination needs.
-        """
-
-    def transform_event(self, event: EventRef) -> dict[str, Any]:
-        """Override when the payload depends on more than the event data (e.g. created vs updated)."""
-        return self.transform(event.data)
-
-    @staticmethod
-    def parse(event_data: dict[str, Any]) -> EventData:
-        """The event data validated as `EventData`."""
-        return EventData.model_validate(event_data)
-
-
-class BaseClient(ABC):
-    """Sends payloads to one destination. Used as `async with client:` around a run's requests."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Release connections; called once at the end of a run."""
-
-    def check_configured(self) -> None:
-        """Raise `ConfigurationError` naming what is missing, before anything is sent."""
-
-    @abstractmethod
-    async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Send one payload and return the destination's answer.
-
-        Raises:
-            SubmissionError: the destination did not accept it (with its status and message).
-        """
-
-    async def send(self, payload: Payload) -> dict[str, Any]:
-        """Override when sending needs more than the body (e.g. an idempotency key from the event)."""
-        assert payload.body is not None
-        return await self.submit(payload.body)
 
 
 class BaseSubmitter(ABC):
@@ -191,8 +96,6 @@ class BaseSubmitter(ABC):
 
     @cached_property
     def selectors(self) -> dict[str, BaseSelector]:
-        from event_importer.integrations.standard_selectors import standard_selectors
-
         unsent_cancelled = self.lifecycle_rules().send_unsent_cancelled
         return standard_selectors(include_cancelled=unsent_cancelled) | self._create_selectors()
 
@@ -351,8 +254,6 @@ class BaseSubmitter(ABC):
         Raises:
             ConfigurationError: the client is not configured (checked before anything is recorded).
         """
-        from event_importer.integrations.sending import record_dry_runs, send_payloads
-
         ledger = SubmissionLedger(
             database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after, trigger=trigger
         )

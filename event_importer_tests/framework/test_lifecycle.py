@@ -10,7 +10,7 @@ from event_importer.db.models import EventCache, Submission
 from event_importer.db.models import SubmissionStatus as S
 from event_importer.events.loader import load_events
 from event_importer.events.removal import remove_event
-from event_importer.integrations.lifecycle import (
+from event_importer.framework.lifecycle import (
     DEFAULT_LIFECYCLE,
     Lifecycle,
     Operation,
@@ -18,7 +18,7 @@ from event_importer.integrations.lifecycle import (
     operation_for,
     sends,
 )
-from event_importer.integrations.records import Outcome
+from event_importer.framework.records import Outcome
 from event_importer_tests.factories import SVC, PlainSubmitter, add_events, attempt, event_data
 
 
