@@ -1,7 +1,6 @@
 """The project's Dagster instance, shared by the CLI, the API and the UI.
 
-`prepare_environment()` loads `.env` into `os.environ` (the dagster CLIs do that themselves; a plain
-Python process does not, and `dg.EnvVar` reads `os.environ`), then makes `DAGSTER_HOME` default to
+`prepare_environment()` loads `.env` into `os.environ` (`event_importer.environment`), then makes `DAGSTER_HOME` default to
 `<EVENT_IMPORTER_HOME>/dagster` when it is unset, creating the folder with a `dagster.yaml` that
 turns telemetry off and lets the run queue start at most one run per integration at a time (and
 keeps Dagster's storage in PostgreSQL when `EVENT_IMPORTER_DAGSTER_POSTGRES_URL` is set). So every
@@ -19,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from dotenv import load_dotenv
 
-from event_importer.settings import ENV_FILE, get_settings
+from event_importer.environment import load_env_file
+from event_importer.settings import get_settings
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
@@ -70,11 +69,6 @@ run_launcher:
       env: {CELERY_BROKER_ENV}
     default_queue: {queue}
 """
-
-
-def load_env_file(path: str | Path = ENV_FILE) -> None:
-    """Load `.env` from the working directory into `os.environ`, never overriding what is set."""
-    load_dotenv(path, override=False)
 
 
 def dagster_home() -> Path:

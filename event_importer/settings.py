@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     """Project-wide settings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EVENT_IMPORTER_", env_file=ENV_FILE, extra="ignore", validate_default=True
+        env_prefix="EVENT_IMPORTER_", extra="ignore", validate_default=True
     )
 
     home: Path = Field(default=Path(".event-importer"), description="Data folder: database, Dagster instance.")
@@ -127,7 +127,7 @@ class IntegrationSettings(BaseSettings):
     The tuning fields fall back to the project-wide value when unset.
     """
 
-    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
 
     max_concurrency: int | None = Field(default=None, ge=1, le=1024, description="Requests in flight.")
     rate_limit: float | None = Field(default=None, gt=0, description="Requests per second; unset: no limit.")

@@ -20,8 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from event_importer.framework.discovery import discover
-from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import event_data
 from event_importer_tests.standin import Fault
 
@@ -52,7 +51,7 @@ def make_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> TestClient:
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    reset_process_state()
     return TestClient(create_app(), raise_server_exceptions=False)
 
 
@@ -590,12 +589,12 @@ def free_port() -> int:
 def test_event_importer_api_serves_over_http(stand_in, tmp_path, isolated_settings, monkeypatch):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKETFAIRY_", "DAGSTER_HOME"))}
-    env |= {
-        "TICKETFAIRY_API_URL": stand_in.url,
-        "TICKETFAIRY_API_KEY": TEST_API_KEY,
-        "EVENT_IMPORTER_API_TOKEN": TOKEN,
-        "EVENT_IMPORTER_API_MAX_BODY_BYTES": str(MAX_BODY),
-    }
+    env |= {"EVENT_IMPORTER_API_TOKEN": TOKEN, "EVENT_IMPORTER_API_MAX_BODY_BYTES": str(MAX_BODY)}
+    # The destination comes from `.env` alone (the API and its runs see it); the token set in the environment
+    # wins over the one in `.env`.
+    (tmp_path / ".env").write_text(
+        f"TICKETFAIRY_API_URL={stand_in.url}\nTICKETFAIRY_API_KEY={TEST_API_KEY}\nEVENT_IMPORTER_API_TOKEN=not-{TOKEN}\n"
+    )
     server = subprocess.Popen(
         [EVENT_IMPORTER, "api", "--port", str(port)], cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

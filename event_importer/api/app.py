@@ -18,6 +18,7 @@ from event_importer.api.routes import integration_router
 from event_importer.api.runs import runs_router
 from event_importer.api.security import BodySizeLimit, TokenGate, require_token
 from event_importer.db.engine import configured_database
+from event_importer.environment import load_env_file
 from event_importer.events.loader import load_events, parse_records
 from event_importer.events.model import EventData
 from event_importer.framework.discovery import discover
@@ -57,6 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    load_env_file()
     settings = get_settings()
     app = FastAPI(
         title="event-importer",

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from dotenv import load_dotenv
 
 from event_importer.cli.output import fail, print_json, table
 from event_importer.db.engine import configured_database
+from event_importer.environment import load_env_file
 from event_importer.errors import ConfigurationError, EventImporterError
 from event_importer.events.loader import LoadReport, load_files, load_samples
 from event_importer.framework.discovery import discover
@@ -256,7 +256,7 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    load_dotenv(".env", override=False)
+    load_env_file()
     try:
         build_cli()(standalone_mode=True)
     except ConfigurationError as exc:
