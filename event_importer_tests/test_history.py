@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from event_importer.cli.main import build_cli
-from event_importer.settings import get_settings
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.factories import event_data
 from event_importer_tests.integrations.webhook.test_webhook import SECRET, Receiver, Reply
 
@@ -20,16 +20,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def receiver(monkeypatch) -> Receiver:
-    monkeypatch.setenv("DAGSTER_HOME", "unset")
-    monkeypatch.delenv("DAGSTER_HOME")
-    with Receiver() as server:
-        monkeypatch.setenv("WEBHOOK_URL", server.url)
-        monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-        monkeypatch.setenv("WEBHOOK_MAX_ATTEMPTS", "2")
-        monkeypatch.setenv("EVENT_IMPORTER_API_TOKEN", TOKEN)
-        get_settings.cache_clear()
-        yield server
+def receiver(receiver: Receiver, monkeypatch) -> Receiver:
+    """The shared webhook receiver, with a retry allowed and the API behind a token."""
+    monkeypatch.setenv("WEBHOOK_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("EVENT_IMPORTER_API_TOKEN", TOKEN)
+    reset_process_state()
+    return receiver
 
 
 def cli(*args: str, code: int = 0) -> str:

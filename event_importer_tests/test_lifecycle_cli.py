@@ -5,7 +5,6 @@ SEQUENCE, or the resource deleted), and the TicketFairy stand-in, which receives
 case is recorded as skipped with its reason in the ledger, the CLI, the API and the run's metadata."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,11 +21,11 @@ from event_importer.defs import integration_defs
 from event_importer.framework.discovery import discover
 from event_importer.integrations.webhook import verify_signature
 from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import event_data
-from event_importer_tests.integrations.caldav.radicale_server import PASSWORD, USERNAME, RadicaleServer
+from event_importer_tests.integrations.caldav.radicale_server import PASSWORD, USERNAME
 from event_importer_tests.integrations.caldav.test_caldav import read_back
-from event_importer_tests.integrations.webhook.test_webhook import SECRET, Receiver
+from event_importer_tests.integrations.webhook.test_webhook import SECRET
 
 SOURCE = "https://club.example/e"
 
@@ -71,14 +70,6 @@ def ledger(service: str) -> list[tuple[int, str, str, str | None]]:
 # -- webhook ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def receiver(monkeypatch) -> Iterator[Receiver]:
-    with Receiver() as server:
-        monkeypatch.setenv("WEBHOOK_URL", server.url)
-        monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-        yield server
-
-
 def test_webhook_gets_event_cancelled_and_event_deleted(receiver, tmp_path):
     opening, closing = two_events()
     assert cli("events", "load", "--mirror", catalogue(tmp_path, "all.jsonl", opening, closing)).exit_code == 0
@@ -112,21 +103,6 @@ def test_webhook_gets_event_cancelled_and_event_deleted(receiver, tmp_path):
 
 
 # -- CalDAV -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory) -> Iterator[RadicaleServer]:
-    with RadicaleServer(tmp_path_factory.mktemp("radicale")) as server:
-        yield server
-
-
-@pytest.fixture
-def calendar_url(radicale, monkeypatch):
-    url = radicale.new_calendar()
-    monkeypatch.setenv("CALDAV_URL", url)
-    monkeypatch.setenv("CALDAV_USERNAME", USERNAME)
-    monkeypatch.setenv("CALDAV_PASSWORD", PASSWORD)
-    return url
 
 
 def entries(url: str) -> dict[str, dict]:
@@ -251,7 +227,7 @@ def test_ticketfairy_records_what_it_cannot_do_as_skipped_and_receives_nothing(t
 def _app(monkeypatch):
     from event_importer.api import create_app
 
-    get_settings.cache_clear()
+    reset_process_state()
     return create_app()
 
 

@@ -2,9 +2,9 @@
 
 Why a real server: what a CalDAV server does with a PUT (which UID it keys on, whether a second PUT
 replaces or duplicates, which VTIMEZONE it keeps) is the behaviour under test, and a mock would
-only repeat our own assumptions. Radicale starts in well under a second, so one server serves a
-whole test module (see the `radicale` fixture in `test_caldav.py`), each test writing to a calendar
-collection of its own (`new_calendar`).
+only repeat our own assumptions. Radicale starts in well under a second, so one server serves the
+whole test session (the `radicale` fixture in `event_importer_tests/integrations/destinations.py`), each
+test writing to a calendar collection of its own (`new_calendar`).
 Authentication is htpasswd with a plain-text file, so wrong credentials are really refused; with
 `auth=False` the server has none (and lets anyone write anywhere), as some deployments do.
 """

@@ -5,7 +5,6 @@ without ever showing the password."""
 
 import datetime as dt
 import sys
-from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import caldav
@@ -39,23 +38,6 @@ from event_importer_tests.integrations.caldav.radicale_server import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory) -> Iterator[RadicaleServer]:
-    """One Radicale server per module; each test gets its own calendar in it."""
-    with RadicaleServer(tmp_path_factory.mktemp("radicale")) as server:
-        yield server
-
-
-@pytest.fixture
-def calendar_url(radicale, monkeypatch):
-    """A fresh calendar collection, and the CALDAV_* settings pointing at it."""
-    url = radicale.new_calendar()
-    monkeypatch.setenv("CALDAV_URL", url)
-    monkeypatch.setenv("CALDAV_USERNAME", USERNAME)
-    monkeypatch.setenv("CALDAV_PASSWORD", PASSWORD)
-    return url
 
 
 def read_back(url, *, auth=True):

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -104,14 +103,6 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-
-
-@pytest.fixture
-def receiver(monkeypatch) -> Iterator[Receiver]:
-    with Receiver() as server:
-        monkeypatch.setenv("WEBHOOK_URL", server.url)
-        monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-        yield server
 
 
 def submit(database, selector="unsubmitted"):
