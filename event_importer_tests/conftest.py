@@ -10,15 +10,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from event_importer import definitions
 from event_importer.db.engine import Database, _databases
 from event_importer.db.models import Base
 from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
 from event_importer_tests.standin import StandInServer
+
+# Real destinations (a webhook receiver, a Radicale server) that several test folders use.
+pytest_plugins = ("event_importer_tests.integrations.destinations",)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EVENT_IMPORTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -38,9 +43,27 @@ def _integration_prefixes() -> tuple[str, ...]:
     return tuple(sorted({prefix.upper() for prefix in prefixes if prefix}))
 
 
+def reset_process_state() -> None:
+    """Forget what this process derived from its environment and installation, so that the next use
+    reads them again: the settings, the discovered integrations, the Dagster definitions built from
+    both, and the open database engines. Call it after changing a variable or the integrations' path
+    in the middle of a test; every test starts and ends with it."""
+    get_settings.cache_clear()
+    discover.cache_clear()
+    definitions._built.clear()
+    for database in _databases.values():
+        database.dispose()
+    _databases.clear()
+
+
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own data folder and no settings from the developer's environment."""
+    """Every test gets its own data folder and no settings from the developer's environment.
+
+    The environment is restored whole afterwards, since the code under test sets variables itself
+    (`DAGSTER_HOME`, the values of a `.env`).
+    """
+    saved = dict(os.environ)
     prefixes = ("EVENT_IMPORTER_", "DAGSTER_HOME", *_integration_prefixes())
     for name in list(os.environ):
         ours = name.startswith(prefixes)
@@ -50,12 +73,11 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     home = tmp_path / "home"
     monkeypatch.setenv("EVENT_IMPORTER_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
+    reset_process_state()
     yield home
-    get_settings.cache_clear()
-    for database in _databases.values():
-        database.dispose()
-    _databases.clear()
+    reset_process_state()
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _postgres_unavailable() -> str | None:
@@ -83,6 +105,48 @@ def postgres_url() -> Iterator[str]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _code_servers() -> list[psutil.Process]:
+    """The code servers (`dagster api grpc`) this test process started, directly or through a child."""
+    servers = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            command = process.cmdline()
+        except psutil.Error:
+            continue
+        if "dagster" in command and "api" in command and "grpc" in command:
+            servers.append(process)
+    return servers
+
+
+def wait_for_code_servers(timeout: float = 60.0) -> None:
+    """Wait until every code server this process started has exited, failing after `timeout` seconds.
+
+    A code server outlives the dispatcher that stopped it by a moment: once its runs have ended it opens
+    the Dagster instance a last time to check them, then exits. Dropping the instance's database before
+    that kills the thread that would stop the server, which then serves on, orphaned.
+    """
+    _, alive = psutil.wait_procs(_code_servers(), timeout=timeout)
+    assert not alive, f"code servers still running after {timeout} s: {[p.pid for p in alive]}"
+
+
+@pytest.fixture
+def dagster_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for Dagster's storage, dropped once the code servers using it have exited.
+
+    dagster-postgres binds NOTIFY parameters client-side, which needs psycopg2 (its own dependency).
+    """
+    name = f"event_importer_dagster_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(drivername="postgresql+psycopg2", database=name)
+    yield url.render_as_string(hide_password=False)
+    wait_for_code_servers()
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

@@ -22,8 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import event_data
 
 TOKEN = "api-token-schema-7c1d"
@@ -63,7 +62,7 @@ def served(stand_in, isolated_settings, monkeypatch) -> Iterator[tuple[TestClien
         "EVENT_IMPORTER_API_TOKEN": TOKEN,
     }.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    reset_process_state()
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         loaded = client.post("/events", json=[event_data() for _ in range(5)], headers=AUTH)
         assert loaded.status_code == 200, loaded.text

@@ -22,8 +22,7 @@ from sqlalchemy import insert, select
 from event_importer.db.models import EventCache, Submission
 from event_importer.events.loader import load_events, load_files, parse_records
 from event_importer.runs import submit_through_dagster
-from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.standin import Fault
 
@@ -224,7 +223,7 @@ def configured(database, stand_in, tmp_path, monkeypatch):
     monkeypatch.setenv("TICKETFAIRY_API_URL", stand_in.url)
     monkeypatch.setenv("TICKETFAIRY_API_KEY", TEST_API_KEY)
     monkeypatch.setenv("TICKETFAIRY_MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
+    reset_process_state()
     return stand_in
 
 

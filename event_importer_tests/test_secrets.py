@@ -30,6 +30,7 @@ from event_importer.errors import SubmissionError
 from event_importer.framework.contracts import ClientOptions
 from event_importer.integrations.ticketfairy.client import TicketFairyClient
 from event_importer.settings import get_settings
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.standin import Fault
 
@@ -165,7 +166,7 @@ def api(stand_in, monkeypatch):
     # The code sets DAGSTER_HOME itself when it is unset; restore that afterwards.
     monkeypatch.setenv("DAGSTER_HOME", "unset")
     monkeypatch.delenv("DAGSTER_HOME")
-    get_settings.cache_clear()
+    reset_process_state()
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         yield client
 

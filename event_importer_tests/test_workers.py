@@ -34,12 +34,11 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from event_importer.db.engine import Database
 from event_importer.defs.config import TAG_OWNER, TAG_SUBMISSION
-from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY, skip_or_fail
+from event_importer_tests.conftest import TEST_API_KEY, skip_or_fail
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.framework.test_shared_limits import ARRIVAL_ALLOWANCE
 
@@ -77,20 +76,6 @@ def broker_queue() -> Iterator[str]:
 
     with Connection(BROKER_URL) as connection:
         connection.default_channel.queue_delete(name)
-
-
-@pytest.fixture
-def dagster_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for Dagster's storage (dagster-postgres speaks psycopg2)."""
-    name = f"event_importer_dagster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(drivername="postgresql+psycopg2", database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 class StandIn:

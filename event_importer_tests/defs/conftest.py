@@ -14,7 +14,7 @@ import pytest
 
 from event_importer.db.engine import Database, get_database
 from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 
 SERVICE = "ticketfairy"
 
@@ -49,7 +49,7 @@ def ticketfairy_env(stand_in, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TICKETFAIRY_API_KEY", TEST_API_KEY)
     # No retries and no waiting: a fault is final, so tests stay fast and deterministic.
     monkeypatch.setenv("TICKETFAIRY_MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
+    reset_process_state()
     return stand_in
 
 
@@ -72,5 +72,5 @@ def files_containing(root: Path, needle: str) -> list[Path]:
 def event_db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Database:
     """The event cache on SQLite and on PostgreSQL (where reachable), as the runs will find it."""
     monkeypatch.setenv("EVENT_IMPORTER_DATABASE_URL", database_url)
-    get_settings.cache_clear()
+    reset_process_state()
     return get_database(database_url)

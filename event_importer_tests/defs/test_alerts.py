@@ -17,8 +17,7 @@ from event_importer.alerts import Alert, AlertKind, WebhookTarget, deliver
 from event_importer.defs import integration_defs
 from event_importer.defs.resources import DatabaseResource
 from event_importer.framework.discovery import discover
-from event_importer.settings import get_settings
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.standin import Fault, StandInServer
@@ -95,7 +94,7 @@ def alert_env(receiver, mailbox, monkeypatch):
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    reset_process_state()
     return env
 
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.standin import Fault, StandInServer
@@ -41,12 +41,11 @@ def ticks(instance):
 
 def test_the_daemon_alerts_on_cli_and_launched_runs(tmp_path, dagster_home, cache_db, ticketfairy_env, monkeypatch):
     from event_importer.cli.main import build_cli
-    from event_importer.settings import get_settings
 
     with StandInServer() as receiver:
         monkeypatch.setenv("EVENT_IMPORTER_ALERT_WEBHOOK_URL", f"{receiver.url}/hooks/daemon")
         monkeypatch.setenv("EVENT_IMPORTER_ALERT_INTERVAL", "1")
-        get_settings.cache_clear()
+        reset_process_state()
         add_events(cache_db, event_data(title="Daemon gig"))
         ticketfairy_env.add_fault(Fault.status(503), times=None)
         workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]

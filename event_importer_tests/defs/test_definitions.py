@@ -16,7 +16,7 @@ from event_importer.defs.config import build_config_class
 from event_importer.defs.resources import client_resource, secret_fields
 from event_importer.errors import ConfigurationError
 from event_importer.framework.discovery import discover
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STEPS = ("selected_events", "payloads", "submission_results")
@@ -129,7 +129,7 @@ def test_a_new_integration_folder_gets_assets_job_schedule_and_sensor(tmp_path, 
     for filename, content in NEW_INTEGRATION.items():
         (folder / "parrot_test" / filename).write_text(content)
     monkeypatch.setattr(integrations_package, "__path__", [*integrations_package.__path__, str(folder)])
-    discover.cache_clear()
+    reset_process_state()
     try:
         defs = build_defs()
         dg.Definitions.validate_loadable(defs)
@@ -140,7 +140,7 @@ def test_a_new_integration_folder_gets_assets_job_schedule_and_sensor(tmp_path, 
         resource = defs.resources["parrot_test_client"]
         assert resource.token is None and resource.url is None
     finally:
-        discover.cache_clear()
+        reset_process_state()
         for name in [m for m in sys.modules if m.startswith("event_importer.integrations.parrot_test")]:
             del sys.modules[name]
 

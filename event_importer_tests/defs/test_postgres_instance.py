@@ -2,8 +2,6 @@
 EVENT_IMPORTER_DAGSTER_POSTGRES_URL set when the instance is created, runs land in PostgreSQL and the
 instance's dagster.yaml names the variable, never the URL."""
 
-import uuid
-
 import dagster as dg
 import pytest
 from sqlalchemy import create_engine, text
@@ -12,22 +10,6 @@ from sqlalchemy.engine import make_url
 from event_importer.instance import POSTGRES_STORAGE_ENV
 from event_importer.runs import submit_through_dagster
 from event_importer_tests.factories import add_events, event_data
-
-
-@pytest.fixture
-def dagster_postgres_url(postgres_url):
-    """An empty database of its own for Dagster's storage, dropped afterwards."""
-    admin = create_engine(make_url(postgres_url), isolation_level="AUTOCOMMIT")
-    name = f"event_importer_dagster_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    # dagster-postgres binds NOTIFY parameters client-side, which needs psycopg2 (its own dependency).
-    url = make_url(postgres_url).set(database=name, drivername="postgresql+psycopg2")
-    url = url.render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.mark.postgres

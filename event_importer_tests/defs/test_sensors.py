@@ -11,6 +11,7 @@ from event_importer.db.models import SubmissionStatus
 from event_importer.defs import integration_defs
 from event_importer.defs.resources import DatabaseResource
 from event_importer.framework.discovery import discover
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
 
@@ -110,13 +111,12 @@ def test_transient_failures_are_retried_after_a_growing_delay_up_to_the_limit(
     from sqlalchemy import select
 
     from event_importer.db.models import Submission
-    from event_importer.settings import get_settings
     from event_importer.states import integration_status
     from event_importer_tests.standin import Fault
 
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_ATTEMPTS", "3")
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_DELAY", "60")
-    get_settings.cache_clear()
+    reset_process_state()
     defs = integration_defs(discover().get(SERVICE))
     flaky, rejected = add_events(event_db, event_data(title="Flaky gig"), event_data(title="Rejected gig"))
     ticketfairy_env.add_fault(Fault.status(503), match="Flaky gig", times=None)

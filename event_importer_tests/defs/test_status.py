@@ -14,8 +14,8 @@ from event_importer.events.removal import remove_event
 from event_importer.framework.discovery import discover
 from event_importer.framework.selectors import standard_selectors
 from event_importer.ledger import ImportedAttempt, import_attempts
-from event_importer.settings import get_settings
 from event_importer.states import STATES, integration_status, status_counts
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
 
@@ -117,7 +117,7 @@ def _lifecycle_histories(event_db) -> dict[str, int]:
 
 def test_each_state_count_is_what_its_selector_selects(event_db, monkeypatch):
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_ATTEMPTS", "2")
-    get_settings.cache_clear()
+    reset_process_state()
     ids = _ledger_with_every_history(event_db)
     submitter = discover().get(SERVICE).create_submitter()
     with event_db.session() as session:

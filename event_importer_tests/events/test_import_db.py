@@ -20,7 +20,7 @@ from event_importer.db.engine import get_database
 from event_importer.db.models import EventCache, Submission
 from event_importer.framework.discovery import discover
 from event_importer.settings import get_settings
-from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY
+from event_importer_tests.conftest import POSTGRES_ADMIN_URL, TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import event_data
 
 # The Event Importer's schema as its description gives it; JSON columns are text on SQLite.
@@ -96,7 +96,7 @@ class Source:
 def source(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Source]:
     """An Event Importer database of the same kind as this project's database (which the CLI uses)."""
     monkeypatch.setenv("EVENT_IMPORTER_DATABASE_URL", database_url)
-    get_settings.cache_clear()
+    reset_process_state()
     if database_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'event-importer.sqlite'}"
         engine = create_engine(url)

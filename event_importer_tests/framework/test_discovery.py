@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import event_importer.integrations as integrations_package
 from event_importer.framework.discovery import discover
+from event_importer_tests.conftest import reset_process_state
 
 NEW_INTEGRATION = {
     "__init__.py": '"""Echo: a test destination that posts events to a URL."""\n',
@@ -68,9 +69,9 @@ def extra_integrations_dir(tmp_path, monkeypatch):
     folder = tmp_path / "more_integrations"
     folder.mkdir()
     monkeypatch.setattr(integrations_package, "__path__", [*integrations_package.__path__, str(folder)])
-    discover.cache_clear()
+    reset_process_state()
     yield folder
-    discover.cache_clear()
+    reset_process_state()
     for name in [m for m in sys.modules if m.startswith("event_importer.integrations.echo_")]:
         del sys.modules[name]
 

@@ -28,6 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from event_importer.framework.discovery import ENTRY_POINT_GROUP, discover
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.factories import add_events, event_data
 
 DIST_NAME = "eventimp-plugin-demo"
@@ -219,9 +220,9 @@ def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # The code under test sets DAGSTER_HOME in os.environ; setenv first so that monkeypatch restores it.
     monkeypatch.setenv("DAGSTER_HOME", "unset-by-the-fixture")
     monkeypatch.delenv("DAGSTER_HOME")
-    discover.cache_clear()
+    reset_process_state()
     yield plugin_site
-    discover.cache_clear()
+    reset_process_state()
     for module in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
         del sys.modules[module]
 
@@ -268,7 +269,7 @@ def test_the_plugin_is_discovered_like_a_built_in(plugin):
 
 def test_without_the_distribution_there_is_no_plugin(plugin_site):
     # The counterpart of every other test: the plugin comes from the installed distribution alone.
-    discover.cache_clear()
+    reset_process_state()
     assert NAME not in discover().integrations
 
 

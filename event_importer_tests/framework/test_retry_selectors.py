@@ -12,6 +12,7 @@ from event_importer.db.models import Submission
 from event_importer.db.models import SubmissionStatus as S
 from event_importer.events.loader import load_events
 from event_importer.framework.selectors import ExhaustedSelector, RetryPolicy, RetrySelector
+from event_importer_tests.conftest import reset_process_state
 from event_importer_tests.factories import SVC, PlainSubmitter, add_events, attempt, event_data
 
 POLICY = RetryPolicy(attempts=3, delay=60.0, max_delay=3600.0)
@@ -95,12 +96,11 @@ def test_new_data_resets_the_count_and_a_success_ends_the_streak(submitter, data
 
 
 def test_the_policy_comes_from_the_settings(monkeypatch):
-    from event_importer.settings import get_settings
 
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_ATTEMPTS", "7")
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_DELAY", "10")
     monkeypatch.setenv("EVENT_IMPORTER_RETRY_MAX_DELAY", "100")
-    get_settings.cache_clear()
+    reset_process_state()
     policy = RetryPolicy.from_settings()
     assert policy == RetryPolicy(7, 10.0, 100.0)
     assert [policy.wait_after(n) for n in range(1, 6)] == [10, 20, 40, 80, 100]

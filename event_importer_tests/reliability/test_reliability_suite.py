@@ -47,9 +47,8 @@ from event_importer.db.models import Submission
 from event_importer.defs.config import TAG_OWNER
 from event_importer.framework.discovery import discover
 from event_importer.instance import open_instance
-from event_importer.settings import get_settings
 from event_importer.states import integration_status
-from event_importer_tests.conftest import TEST_API_KEY
+from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.reliability.tracing import TracingStandIn
 from event_importer_tests.standin import Fault
@@ -248,7 +247,7 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
     # This process reads the same database for `integration_status`, and the same Dagster instance.
     monkeypatch.setenv("EVENT_IMPORTER_DATABASE_URL", database.url)
     monkeypatch.setenv("DAGSTER_HOME", str(isolated_settings / "dagster"))
-    get_settings.cache_clear()
+    reset_process_state()
     runs = Runs(tmp_path, env)
 
     # 1. A run killed with SIGKILL in the middle.
