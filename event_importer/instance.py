@@ -1,10 +1,10 @@
 """The project's Dagster instance, shared by the CLI, the API and the UI.
 
-`prepare_environment()` loads `.env` into `os.environ` (`event_importer.environment`), then makes `DAGSTER_HOME` default to
-`<EVENT_IMPORTER_HOME>/dagster` when it is unset, creating the folder with a `dagster.yaml` that
-turns telemetry off and lets the run queue start at most one run per integration at a time (and
-keeps Dagster's storage in PostgreSQL when `EVENT_IMPORTER_DAGSTER_POSTGRES_URL` is set). So every
-way in records its runs in one run history without any setup.
+`prepare_environment()` loads `.env` into `os.environ` (`event_importer.environment`), then makes
+`DAGSTER_HOME` default to `<EVENT_IMPORTER_HOME>/dagster` when it is unset, creating the folder with a
+`dagster.yaml` that turns telemetry off and lets the run queue start at most one run per integration at
+a time (and keeps Dagster's storage in PostgreSQL when `EVENT_IMPORTER_DAGSTER_POSTGRES_URL` is set).
+So every way in records its runs in one run history without any setup.
 
 `open_instance()` opens it. The first process to open a new instance creates its storage under a
 file lock, and processes starting at the same moment wait for it: two creating Dagster's SQLite

@@ -123,21 +123,26 @@ def _code_servers() -> list[psutil.Process]:
     return servers
 
 
-def wait_for_code_servers(timeout: float = 60.0) -> None:
-    """Wait until every code server this process started has exited, failing after `timeout` seconds.
+def wait_for_code_servers(servers: list[psutil.Process], timeout: float = 60.0) -> None:
+    """Wait until these code servers have exited, failing after `timeout` seconds."""
+    _, alive = psutil.wait_procs(servers, timeout=timeout)
+    assert not alive, f"code servers still running after {timeout:g} s: {[p.pid for p in alive]}"
 
-    A code server outlives the dispatcher that stopped it by a moment: once its runs have ended it opens
-    the Dagster instance a last time to check them, then exits. Dropping the instance's database before
-    that kills the thread that would stop the server, which then serves on, orphaned.
-    """
-    _, alive = psutil.wait_procs(_code_servers(), timeout=timeout)
-    assert not alive, f"code servers still running after {timeout} s: {[p.pid for p in alive]}"
+
+@pytest.fixture(scope="session", autouse=True)
+def no_code_server_left() -> Iterator[None]:
+    """Every code server the tests started has exited by the end of the session (none is left orphaned)."""
+    yield
+    wait_for_code_servers(_code_servers())
 
 
 @pytest.fixture
 def dagster_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for Dagster's storage, dropped once the code servers using it have exited.
+    """A fresh PostgreSQL database for Dagster's storage, dropped once the test's code servers have exited.
 
+    A code server outlives the dispatcher that stopped it by a moment: once its runs have ended it opens
+    the Dagster instance a last time to check them, then exits. Dropping the instance's database before
+    that kills the thread that would stop the server, which then serves on, orphaned.
     dagster-postgres binds NOTIFY parameters client-side, which needs psycopg2 (its own dependency).
     """
     name = f"event_importer_dagster_{uuid.uuid4().hex[:10]}"
@@ -145,8 +150,9 @@ def dagster_postgres_url(postgres_url: str) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(postgres_url).set(drivername="postgresql+psycopg2", database=name)
+    running = {server.pid for server in _code_servers()}
     yield url.render_as_string(hide_password=False)
-    wait_for_code_servers()
+    wait_for_code_servers([server for server in _code_servers() if server.pid not in running])
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

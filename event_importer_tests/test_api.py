@@ -474,16 +474,19 @@ def runs_recorded() -> int:
         return instance.get_runs_count()
 
 
+REFUSED = [
+    ({"selector": "bogus"}, 422, [{"field": "body.selector", "reason": f"Input should be {SELECTOR_ENUM}"}]),
+    ({"selector": "url"}, 422, [{"field": "body.url", "reason": "the 'url' selector needs a url"}]),
+    ({"selector": "url", "url": "ftp://x.example/a"}, 422, [{"field": "body.url", "reason": NOT_HTTP}]),
+    ({"url": "https://x.example/a"}, 422, [{"field": "body.url", "reason": URL_ONLY_WITH_ITS_SELECTOR}]),
+    ({"selector": "url", "url": "https://x.example/b", "dry_run": True}, 404, NO_SUCH_URL),
+    ({}, 422, "ticketfairy: TICKETFAIRY_API_KEY not set; set it (environment or .env) or make this a dry run"),
+]
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "detail"),
-    [
-        ({"selector": "bogus"}, 422, [{"field": "body.selector", "reason": f"Input should be {SELECTOR_ENUM}"}]),
-        ({"selector": "url"}, 422, [{"field": "body.url", "reason": "the 'url' selector needs a url"}]),
-        ({"selector": "url", "url": "ftp://x.example/a"}, 422, [{"field": "body.url", "reason": NOT_HTTP}]),
-        ({"url": "https://x.example/a"}, 422, [{"field": "body.url", "reason": URL_ONLY_WITH_ITS_SELECTOR}]),
-        ({"selector": "url", "url": "https://x.example/b", "dry_run": True}, 404, NO_SUCH_URL),
-        ({}, 422, "ticketfairy: TICKETFAIRY_API_KEY not set; set it (environment or .env) or make this a dry run"),
-    ],
+    REFUSED,
     ids=["unknown-selector", "url-selector-no-url", "bad-url", "url-other-selector", "unknown-url", "no-api-key"],
 )
 def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, monkeypatch, payload, code, detail):
@@ -494,7 +497,16 @@ def test_a_request_refused_before_it_starts_creates_no_run(client, stand_in, mon
     assert answer.json() == {"detail": detail}
     assert runs_recorded() == 0
     assert stand_in.requests_seen == 0
-    # Without the missing setting, a dry run of the same event works.
+
+
+def test_after_refused_requests_a_dry_run_of_the_same_event_works(client, stand_in, monkeypatch):
+    """Each refusal leaves nothing behind: without the missing setting, a dry run of the event works."""
+    monkeypatch.delenv("TICKETFAIRY_API_KEY")
+    assert client.post("/events", json=[event_data()]).status_code == 200
+    for payload, code, detail in REFUSED:
+        answer = client.post(SUBMIT, json=payload)
+        assert (answer.status_code, answer.json()) == (code, {"detail": detail})
+    assert runs_recorded() == 0 and stand_in.requests_seen == 0
     dry = client.post(SUBMIT, params=WAIT, json={"dry_run": True})
     assert dry.status_code == 200 and dry.json()["counts"]["dry_run"] == 1
     assert runs_recorded() == 1

@@ -5,6 +5,7 @@ Every attempt shows its run, trigger, status, HTTP status, error, the payload ex
 run's too) and the answer; the webhook secret appears nowhere."""
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -34,13 +35,12 @@ def cli(*args: str, code: int = 0) -> str:
     return result.stdout
 
 
-def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_api(receiver, tmp_path):
+def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_api(receiver, api, tmp_path):
     source = tmp_path / "events.jsonl"
     original = event_data(title="東京 Night 🎧")
     source.write_text(json.dumps(original, ensure_ascii=False) + "\n")
     cli("events", "load", str(source))
     url = original["source_url"]
-    api = TestClient(_app())
 
     dry = json.loads(cli("webhook", "submit", "--dry-run", "--json"))
     receiver.reply(Reply(422, b'{"error": "unknown venue"}'))
@@ -124,8 +124,7 @@ def test_history_shows_every_attempt_with_payload_and_answer_in_the_cli_and_the_
     assert SECRET not in everything
 
 
-def test_unknown_events_and_integrations_are_named_errors(receiver):
-    api = TestClient(_app())
+def test_unknown_events_and_integrations_are_named_errors(receiver, api):
     assert api.get("/events/999", headers=AUTH).status_code == 404
     assert "no event with id 999" in api.get("/events/999", headers=AUTH).json()["detail"]
     assert api.get("/integrations/nope/events/1/attempts", headers=AUTH).status_code == 404
@@ -137,7 +136,10 @@ def test_unknown_events_and_integrations_are_named_errors(receiver):
     assert result.exit_code == 2 and "no event with id 12345" in result.output
 
 
-def _app():
+@pytest.fixture
+def api(receiver: Receiver) -> Iterator[TestClient]:
+    """The API on the receiver's settings; leaving it stops the code server its submissions started."""
     from event_importer.api import create_app
 
-    return create_app()
+    with TestClient(create_app()) as client:
+        yield client

@@ -2,7 +2,7 @@
 pointed at the loopback stand-in server.
 
 The top-level conftest already gives each test its own EVENT_IMPORTER_HOME and working directory and
-clears the developer's TICKETFAIRY_*/DAGSTER_HOME variables.
+clears the developer's settings (EVENT_IMPORTER_*, DAGSTER_HOME and each discovered integration's prefix).
 """
 
 import os
