@@ -1,18 +1,18 @@
-"""The Dagster code location: `defs`, built from the discovered integrations.
+"""The Dagster code location: the definitions in `event_importer/defs/`, loaded as Dagster's project layout does.
 
 `workspace.yaml` loads the attribute `defs`; `dagster dev -m event_importer.definitions` (and the
 `[tool.dagster]` table) find the `@dg.definitions` function `load_definitions`, which returns the same
-object. Either way it is built on first use, not at import, so importing this module touches no
+object. `dg.load_from_defs_folder` finds the project through `[tool.dg]` in `pyproject.toml`. Either
+way the definitions are built on first use, not at import, so importing this module touches no
 database, network or environment value; building reads the integrations' settings (selector names,
 schedule) and checks only whether secret variables are *set*, to bind them as `dg.EnvVar`s (see
-`defs/resources.py`).
+`event_importer.orchestration.resources`).
 """
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
-from event_importer.defs import build_defs
 
 _built: dict[str, dg.Definitions] = {}
 
@@ -21,7 +21,7 @@ _built: dict[str, dg.Definitions] = {}
 def load_definitions() -> dg.Definitions:
     """The project's definitions, built once per process."""
     if "defs" not in _built:
-        _built["defs"] = build_defs()
+        _built["defs"] = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
     return _built["defs"]
 
 

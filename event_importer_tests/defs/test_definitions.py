@@ -11,11 +11,12 @@ import dagster as dg
 import pytest
 
 import event_importer.integrations as integrations_package
-from event_importer.defs import build_defs
-from event_importer.defs.config import build_config_class
-from event_importer.defs.resources import client_resource, secret_fields
 from event_importer.errors import ConfigurationError
 from event_importer.framework.discovery import discover
+from event_importer.orchestration import build_defs
+from event_importer.orchestration.config import build_config_class
+from event_importer.orchestration.resources import client_resource
+from event_importer.secret_settings import secret_fields
 from event_importer_tests.conftest import TEST_API_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +193,7 @@ def test_an_invalid_schedule_leaves_only_that_integration_out(monkeypatch, caplo
     defs = build_defs()
     assert dg.AssetKey(["ticketfairy", "payloads"]) not in set(defs.resolve_all_asset_keys())
     assert "ticketfairy is misconfigured" in caplog.text and "every hour" in caplog.text
-    from event_importer.defs import integration_defs
+    from event_importer.orchestration import integration_defs
 
     with pytest.raises(ConfigurationError, match="not a valid cron expression"):
         integration_defs(discover().get("ticketfairy"))

@@ -109,7 +109,7 @@ def test_a_new_folder_is_a_new_integration(extra_integrations_dir):
 
     import dagster as dg
 
-    from event_importer.defs import build_defs
+    from event_importer.orchestration import build_defs
 
     defs = build_defs()
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}

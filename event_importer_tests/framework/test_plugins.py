@@ -309,7 +309,7 @@ def test_the_api_has_its_standard_and_own_routes(plugin):
 
 
 def test_the_dagster_definitions_have_its_asset_graph(plugin):
-    from event_importer.defs import build_defs
+    from event_importer.orchestration import build_defs
 
     defs = build_defs()
     dg.Definitions.validate_loadable(defs)

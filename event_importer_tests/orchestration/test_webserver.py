@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from event_importer.db.models import Submission
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 
 pytestmark = pytest.mark.slow
 
