@@ -6,6 +6,10 @@ asset checks on the results (`checks`), a schedule, a sensor starting runs and o
 (all stopped until a user starts them), and its client resource. As in Dagster's integration
 libraries, the names come from a translator (`IntegrationTranslator`) and the factory only puts the
 pieces together.
+
+A factory rather than a `dg.Component`: a Component's instances are declared in `defs.yaml` files,
+while integrations are discovered (a folder or an entry point, nothing else to write), and Dagster
+keeps factories returning `dg.Definitions` as a supported way to build definitions from code.
 """
 
 import dagster as dg
