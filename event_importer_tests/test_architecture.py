@@ -42,9 +42,12 @@ EXPORTED = [
     "integration_group",
     "integration_router",
     "minimum_age_label",
+    "overnight_end",
+    "place_line",
     "report_http_status",
     "resolve_event_timezone",
     "sends",
+    "source_url_id",
     "unsubmitted",
 ]
 # Module-level names of the SDK that are not part of its API.

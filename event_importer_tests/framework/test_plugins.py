@@ -43,14 +43,12 @@ PLUGIN_FILES = {
         """The demo's settings (prefix `PLUGIN_DEMO_`)."""
 
         from pydantic import Field, SecretStr, field_validator
-        from pydantic_settings import SettingsConfigDict
 
-        from event_importer.events.model import check_http_url
-        from event_importer.settings import ENV_FILE, IntegrationSettings
+        from event_importer.sdk import IntegrationSettings, check_http_url
 
 
-        class DemoSettings(IntegrationSettings):
-            model_config = SettingsConfigDict(env_prefix="PLUGIN_DEMO_", env_file=ENV_FILE, extra="ignore")
+        class DemoSettings(IntegrationSettings, env_prefix="PLUGIN_DEMO_"):
+            required = ("url", "token")
 
             url: str | None = Field(default=None, description="Base URL events are POSTed under.")
             token: SecretStr | None = Field(default=None, description="Bearer token.")
@@ -59,16 +57,11 @@ PLUGIN_FILES = {
             @classmethod
             def _http_url(cls, value: str | None) -> str | None:
                 return check_http_url(value)
-
-            def missing(self) -> list[str]:
-                missing = [] if self.url else ["PLUGIN_DEMO_URL"]
-                return missing + ([] if self.token and self.token.get_secret_value() else ["PLUGIN_DEMO_TOKEN"])
         ''',
     "transformer.py": '''
         from typing import Any
 
-        from event_importer.errors import TransformError
-        from event_importer.framework.contracts import BaseTransformer
+        from event_importer.sdk import BaseTransformer, TransformError
 
 
         class DemoTransformer(BaseTransformer):
@@ -84,7 +77,7 @@ PLUGIN_FILES = {
         from collections.abc import Mapping
         from typing import Any
 
-        from event_importer.framework.http import HttpClient
+        from event_importer.sdk import HttpClient
 
 
         class DemoClient(HttpClient):
@@ -96,8 +89,7 @@ PLUGIN_FILES = {
                 return {"Content-Digest": f"sha-256=:{digest}:"}
         ''',
     "submitter.py": '''
-        from event_importer.framework.contracts import BaseClient, BaseTransformer
-        from event_importer.framework.submitter import BaseSubmitter
+        from event_importer.sdk import BaseClient, BaseSubmitter, BaseTransformer
 
         from eventimp_plugin_demo.client import DemoClient
         from eventimp_plugin_demo.settings import DemoSettings
@@ -108,18 +100,14 @@ PLUGIN_FILES = {
             settings_class = DemoSettings
             settings: DemoSettings
 
-            @property
-            def service_name(self) -> str:
-                return "plugin_demo"
-
             def _create_client(self) -> BaseClient:
-                token = self.settings.token.get_secret_value() if self.settings.token else ""
+                assert self.settings.url is not None and self.settings.token is not None
                 return DemoClient(
                     service_name=self.service_name,
-                    base_url=self.settings.url or "",
-                    headers={"Authorization": f"Bearer {token}"},
+                    base_url=self.settings.url,
+                    headers={"Authorization": f"Bearer {self.settings.token.get_secret_value()}"},
                     options=self.client_options,
-                    secrets=[token],
+                    secrets=[self.settings.token],
                 )
 
             def _create_transformer(self) -> BaseTransformer:
@@ -128,7 +116,7 @@ PLUGIN_FILES = {
     "cli.py": '''
         import click
 
-        from event_importer.cli.integration import integration_group
+        from event_importer.sdk import integration_group
         from eventimp_plugin_demo.settings import DemoSettings
 
         cli = integration_group("plugin_demo")
@@ -143,9 +131,9 @@ PLUGIN_FILES = {
     "routes.py": '''
         from fastapi import APIRouter, Depends
 
-        from event_importer.api.routes import integration_router
         from event_importer.api.security import require_token
         from event_importer.framework.discovery import discover
+        from event_importer.sdk import integration_router
 
         router: APIRouter = integration_router(discover().get("plugin_demo"))
 
@@ -256,7 +244,10 @@ def test_the_plugin_is_discovered_like_a_built_in(plugin):
     assert integration.description == "Plugin demo: posts events to a URL, from an installed package."
     assert (integration.cli_module, integration.routes_module) == (f"{PACKAGE}.cli", f"{PACKAGE}.routes")
     standard = {"unsubmitted", "failed", "pending", "changed", "all", "url"}
-    assert set(integration.create_submitter().selectors) >= standard
+    submitter = integration.create_submitter()
+    assert set(submitter.selectors) >= standard
+    # Named by its entry point, not by its package (eventimp_plugin_demo).
+    assert submitter.service_name == NAME
     # The built-in ones are all still there.
     assert {"ticketfairy", "webhook", "caldav"} <= set(found.integrations)
 
