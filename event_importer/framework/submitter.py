@@ -76,14 +76,14 @@ class BaseSubmitter(ABC):
     #: What the destination does for an update, a cancellation and a removal.
     lifecycle: ClassVar[Lifecycle] = DEFAULT_LIFECYCLE
     #: The integration's one name: CLI group, route prefix, Dagster group, `Submission.service_name`.
-    #: Never written by hand: discovery sets it to the folder's (or entry point's) name, and until
-    #: then it is the name of the package the subclass is defined in, the same for a folder under
-    #: `event_importer/integrations/`.
+    #: Never written by hand: discovery sets it to the folder's (or entry point's) name. Until then a
+    #: subclass has its parent's, or else the name of the package it is defined in, which for a
+    #: folder under `event_importer/integrations/` is the same.
     service_name: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "service_name" not in cls.__dict__:
+        if not cls.service_name:
             cls.service_name = package_folder(cls.__module__)
 
     def __init__(self, settings: IntegrationSettings | None = None, app_settings: Settings | None = None) -> None:

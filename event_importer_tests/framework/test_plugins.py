@@ -21,6 +21,7 @@ import sys
 import textwrap
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -169,17 +170,16 @@ def _digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder the plugin's wheel is pip-installed into, as into any site-packages (built once per module)."""
-    root = tmp_path_factory.mktemp("plugin")
-    package = root / "src" / PACKAGE
-    package.mkdir(parents=True)
-    for filename, text in PLUGIN_FILES.items():
-        (package / filename).write_text(textwrap.dedent(text).lstrip())
+def install_plugin(root: Path, package: str, files: dict[str, str], *, dist_name: str, entry_point: str) -> Path:
+    """Write `files` as the package `package`, build its wheel with the entry point `entry_point` (the
+    integration's name) and pip-install it into `root / "site"`, which is returned."""
+    package_dir = root / "src" / package
+    package_dir.mkdir(parents=True)
+    for filename, text in files.items():
+        (package_dir / filename).write_text(text)
     wheel = build_wheel(
-        package, root, dist_name=DIST_NAME, version=VERSION,
-        entry_points=f"[{ENTRY_POINT_GROUP}]\n{NAME} = {PACKAGE}\n",
+        package_dir, root, dist_name=dist_name, version=VERSION,
+        entry_points=f"[{ENTRY_POINT_GROUP}]\n{entry_point} = {package}\n",
     )
     site = root / "site"
     # --isolated and --no-index: no user configuration, no index; the wheel is all there is.
@@ -191,27 +191,46 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-@pytest.fixture
-def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The plugin installed (on `sys.path`, and on `PYTHONPATH` for child processes) for this test only,
-    discovery and the root CLI group left clean."""
+@contextmanager
+def plugin_installed(site: Path, package: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The plugin in `site` installed (on `sys.path`, and on `PYTHONPATH` for child processes) until the
+    block ends, discovery and the root CLI group left clean."""
     from event_importer.cli.main import cli
 
     # Also invalidates the import system's caches; importlib.metadata scans sys.path on each call.
-    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.syspath_prepend(str(site))
     # Runs are created from a code server and executed in run worker processes, both children of this
     # process: they must see the same installation, as they see one in the environment's site-packages.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     # build_cli() adds each integration's group to the module-level root group: undo that afterwards.
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
     # The code under test sets DAGSTER_HOME in os.environ; setenv first so that monkeypatch restores it.
     monkeypatch.setenv("DAGSTER_HOME", "unset-by-the-fixture")
     monkeypatch.delenv("DAGSTER_HOME")
     discover.cache_clear()
-    yield plugin_site
-    discover.cache_clear()
-    for module in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
-        del sys.modules[module]
+    try:
+        yield site
+    finally:
+        discover.cache_clear()
+        for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            del sys.modules[module]
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the plugin's wheel is pip-installed into, as into any site-packages (built once per module)."""
+    files = {filename: textwrap.dedent(text).lstrip() for filename, text in PLUGIN_FILES.items()}
+    return install_plugin(
+        tmp_path_factory.mktemp("plugin"), PACKAGE, files, dist_name=DIST_NAME, entry_point=NAME
+    )
+
+
+@pytest.fixture
+def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The plugin installed (on `sys.path`, and on `PYTHONPATH` for child processes) for this test only,
+    discovery and the root CLI group left clean."""
+    with plugin_installed(plugin_site, PACKAGE, monkeypatch) as site:
+        yield site
 
 
 @pytest.fixture
