@@ -25,7 +25,7 @@ from event_importer.settings import get_settings
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 # Every run (UI, schedule, sensor, CLI, API) goes through this queue. One run per lane at a time: a
-# lane is an integration and a shard (`event_importer.defs.config.lane`), so the shards of one
+# lane is an integration and a shard (`event_importer.orchestration.config.lane`), so the shards of one
 # submission run side by side while two submissions of one integration take turns, shard by shard.
 DAGSTER_YAML = """\
 # Written by event-importer when it created this instance; edit freely, it is not overwritten.

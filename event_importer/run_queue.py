@@ -37,10 +37,10 @@ from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarge
 from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
-from event_importer.defs.config import TAG_OWNER
 from event_importer.errors import ConfigurationError
 from event_importer.instance import dagster_home, file_lock, open_instance
 from event_importer.ledger import HOSTNAME, owner_alive
+from event_importer.orchestration import TAG_OWNER
 from event_importer.settings import get_settings
 
 logger = logging.getLogger(__name__)

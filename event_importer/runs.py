@@ -26,27 +26,25 @@ from sqlalchemy import select
 
 from event_importer.db.engine import configured_database
 from event_importer.db.models import EventCache
-from event_importer.defs.config import (
-    TAG_INTEGRATION,
-    TAG_SUBMISSION,
-    TRIGGERS,
-    ShardConfig,
-    SubmitConfig,
-    build_config_class,
-    first_op_name,
-    job_name,
-    run_config,
-    run_tags,
-    service_tags,
-)
-from event_importer.defs.factory import PROGRESS_METADATA, SKIPPED_METADATA
-from event_importer.defs.resources import redact
 from event_importer.errors import EventImporterError, UsageError
 from event_importer.framework.discovery import Integration, discover
 from event_importer.framework.records import Outcome, SubmissionResult
 from event_importer.instance import open_instance
 from event_importer.ledger import run_results
+from event_importer.orchestration import (
+    PROGRESS_METADATA,
+    SKIPPED_METADATA,
+    TAG_INTEGRATION,
+    TAG_SUBMISSION,
+    TRIGGERS,
+    ShardConfig,
+    SubmitConfig,
+    job_name,
+    submission_job,
+    submitted_config,
+)
 from event_importer.run_queue import Dispatcher, fail_if_worker_gone
+from event_importer.secret_settings import redact
 
 ProgressCallback = Callable[[str], None]
 
@@ -133,21 +131,21 @@ def prepare_submission(
     chosen = submitter.get_selector(selector)
     if chosen.needs_url and not url:
         raise UsageError(f"the {selector!r} selector needs a url")
-    config_class = build_config_class(integration.name, list(submitter.selectors))
+    job = submission_job(integration, submitter)
     submission = str(uuid.uuid4())
     runs = []
     for index in range(shards):
         shard = ShardConfig(index=index, count=shards) if shards > 1 else None
         try:
-            config = config_class(selector=selector, url=url, dry_run=dry_run, limit=limit, shard=shard)
+            config = job.config_class(selector=selector, url=url, dry_run=dry_run, limit=limit, shard=shard)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise UsageError(problems) from None
-        tags = {**service_tags(service, config), **run_tags(config, trigger)}
+        tags = job.tags(config, trigger)
         if shards > 1:
             tags[TAG_SUBMISSION] = submission
         run_id = submission if shards == 1 else str(uuid.uuid4())
-        runs.append((run_id, {**run_config(service, config), **QUIET_LOGGERS}, tags))
+        runs.append((run_id, {**job.run_config(config), **QUIET_LOGGERS}, tags))
     return PreparedSubmission(integration, config, runs)
 
 
@@ -349,8 +347,7 @@ def merge_summaries(summaries: Sequence[RunSummary]) -> RunSummary:
 def summarize_trace(integration: Integration, trace: RunTrace) -> RunSummary:
     run = trace.run
     service = integration.name
-    ops: dict[str, Any] = dict(run.run_config).get("ops") or {}  # type: ignore[assignment]
-    config: dict[str, Any] = (ops.get(first_op_name(service)) or {}).get("config") or {}
+    config = submitted_config(service, run.run_config)
     dry_run = bool(config.get("dry_run", False))
     results = run_results(configured_database(), service, run.run_id)
     final = trace.metadata.get("submission_results")

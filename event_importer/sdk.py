@@ -8,10 +8,14 @@ The names are grouped as an integration meets them:
 
 - the four contracts: `BaseSelector`, `BaseTransformer`, `BaseClient` (most clients are an
   `HttpClient`), `BaseSubmitter`, with `ClientOptions` and `report_http_status`;
-- its settings: `IntegrationSettings`;
+- its settings: `IntegrationSettings`, whose subclass declares what must be set (`required`,
+  `required_together`) and gets `missing()` and `configured` from that; the submitter's
+  `service_name` is never written: it is the integration's folder (or entry point) name;
 - an event's life at the destination: `Lifecycle`, `Operation`, `sends`, `cannot`;
 - the events: `EventData` and its parts, `EventStatus`, `EventRef`, `Payload`, the `EventCache` table
   and `unsubmitted` (the statement a custom selector usually narrows), `resolve_event_timezone`;
+- rules every destination reads an event by: `source_url_id` (its stable id), `overnight_end` (an
+  end at or before the start is on the next day), `place_line` (venue and address on one line);
 - errors with a meaning to the framework: `TransformError` (this event cannot be sent),
   `ConfigurationError` (nothing can be sent), `SubmissionError` and its two kinds;
 - optional commands and routes: `integration_group` (click) and `integration_router` (FastAPI),
@@ -40,6 +44,7 @@ from event_importer.framework.contracts import (
     ClientOptions,
     report_http_status,
 )
+from event_importer.framework.event_fields import overnight_end, place_line, source_url_id
 from event_importer.framework.http import HttpClient
 from event_importer.framework.lifecycle import Lifecycle, Operation, cannot, sends
 from event_importer.framework.records import EventRef, Payload
@@ -81,9 +86,12 @@ __all__ = [
     "integration_group",
     "integration_router",
     "minimum_age_label",
+    "overnight_end",
+    "place_line",
     "report_http_status",
     "resolve_event_timezone",
     "sends",
+    "source_url_id",
     "unsubmitted",
 ]
 

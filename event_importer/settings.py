@@ -8,7 +8,7 @@ secret.
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -124,10 +124,22 @@ def _split(value: str) -> list[str]:
 class IntegrationSettings(BaseSettings):
     """Base of every integration's settings; subclasses set `env_prefix` and add their own fields.
 
+    What an integration needs before it can send is declared once, on its class, by field name:
+    `required` lists the fields that must be set, `required_together` the groups of fields set
+    together or not at all (a user name and its password: a server without authentication needs
+    neither). Everything else follows from that: `missing()` (the variables still needed),
+    `configured`, and the `ConfigurationError` a real run stops with (`not_configured`). Such fields
+    default to `None`, so that the integration loads, and dry runs work, without them.
+
     The tuning fields fall back to the project-wide value when unset.
     """
 
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    #: Fields that must be set (not empty) before anything is sent.
+    required: ClassVar[tuple[str, ...]] = ()
+    #: Groups of fields that are set together or not at all.
+    required_together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     max_concurrency: int | None = Field(default=None, ge=1, le=1024, description="Requests in flight.")
     rate_limit: float | None = Field(default=None, gt=0, description="Requests per second; unset: no limit.")
@@ -138,9 +150,46 @@ class IntegrationSettings(BaseSettings):
         default=False, description="Whether the destination deduplicates resubmissions itself."
     )
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # A misspelt name would make a required setting silently optional: fail when the class is made.
+        declared = [*cls.required, *(name for group in cls.required_together for name in group)]
+        unknown = [name for name in declared if name not in cls.model_fields]
+        if unknown:
+            raise TypeError(f"{cls.__name__}: required setting(s) {', '.join(unknown)} are not fields of the class")
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of a field: `url` of `WEBHOOK_` is `WEBHOOK_URL`."""
+        return (str(cls.model_config.get("env_prefix", "")) + field).upper()
+
     def missing(self) -> list[str]:
-        """Names of the variables this integration still needs before it can send anything."""
-        return []
+        """The variables this integration still needs before it can send anything, in declaration order."""
+        names = [name for name in self.required if not self._is_set(name)]
+        for group in self.required_together:
+            unset = [name for name in group if not self._is_set(name)]
+            if len(unset) < len(group):
+                names += unset
+        return [self.variable(name) for name in dict.fromkeys(names)]
+
+    @property
+    def configured(self) -> bool:
+        """Whether nothing is missing (the destination itself is not contacted)."""
+        return not self.missing()
+
+    def _is_set(self, field: str) -> bool:
+        value = getattr(self, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value is not None and value != ""
+
+
+def not_configured(service: str, missing: list[str]) -> ConfigurationError:
+    """The error a real run stops with when `missing` (variable names, never values) are not set."""
+    return ConfigurationError(
+        f"{service}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
+    )
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

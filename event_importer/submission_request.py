@@ -4,7 +4,6 @@ The run configuration (UI, schedules, sensors, CLI) and the HTTP API both use th
 import nothing heavy, so the API can check a request before it loads Dagster.
 """
 
-from event_importer.errors import ConfigurationError
 from event_importer.framework.submitter import BaseSubmitter
 
 # A run's `limit` stays well inside every database's integer range (a larger one is no limit at all).
@@ -15,8 +14,7 @@ def check_sendable(service: str, submitter: BaseSubmitter, dry_run: bool) -> Non
     """Raise `ConfigurationError` naming the settings a real (not dry) run still needs.
 
     The run's first step checks this, whoever launched it; the API checks it before starting a run.
+    The message is the submitter's own (`check_configured`), which names `service` too.
     """
-    if not dry_run and (missing := submitter.missing_settings()):
-        raise ConfigurationError(
-            f"{service}: {', '.join(missing)} not set; set it (environment or .env) or make this a dry run"
-        )
+    if not dry_run:
+        submitter.check_configured()

@@ -33,11 +33,8 @@ class PlainClient(HttpClient):
 class PlainSubmitter(BaseSubmitter):
     """The smallest integration: the standard selectors, a pass-through transformer, a JSON POST."""
 
+    service_name = SVC
     url = "http://127.0.0.1:9"
-
-    @property
-    def service_name(self) -> str:
-        return SVC
 
     def _create_client(self) -> BaseClient:
         return PlainClient(self.url, options=self.client_options)

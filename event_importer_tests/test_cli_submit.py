@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from event_importer.cli.integration import integration_group
-from event_importer.defs import integration_defs
-from event_importer.defs.config import (
+from event_importer.framework.discovery import discover
+from event_importer.orchestration import integration_defs
+from event_importer.orchestration.config import (
     TAG_INTEGRATION,
     TAG_LANE,
     TAG_OWNER,
@@ -25,8 +26,7 @@ from event_importer.defs.config import (
     TAG_SUBMISSION,
     TAG_TRIGGER,
 )
-from event_importer.defs.config import lane as lane_of
-from event_importer.framework.discovery import discover
+from event_importer.orchestration.config import lane as lane_of
 from event_importer.runs import submit_through_dagster
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from event_importer.cli.main import build_cli
 from event_importer.db.engine import get_database
 from event_importer.db.models import Submission
-from event_importer.defs import integration_defs
 from event_importer.framework.discovery import discover
 from event_importer.integrations.webhook import verify_signature
+from event_importer.orchestration import integration_defs
 from event_importer.settings import get_settings
 from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import event_data
@@ -201,7 +201,7 @@ def test_ticketfairy_records_what_it_cannot_do_as_skipped_and_receives_nothing(t
     assert "skipped: the destination cannot cancel events" in shown.stdout and "1 skipped" in shown.stdout
     metadata = latest_results_metadata()
     assert metadata["operations"] == {"cancel": {"skipped": 1}}
-    assert "skipped: the destination cannot cancel events" in metadata["results"]
+    assert "skipped: the destination cannot cancel events" in [r.data["error"] for r in metadata["results"].records]
 
     cli("events", "remove", closing["source_url"])
     with TestClient(_app(monkeypatch)) as client:

@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
 
@@ -228,7 +229,11 @@ def test_failing_api_runs_leave_the_key_and_the_token_nowhere(
 
 def submit_with(url: str, **options) -> SubmissionError:
     client = TicketFairyClient(
-        api_key=SECRET, api_url=url, origin="https://www.theticketfairy.com", options=ClientOptions(**options)
+        service_name="ticketfairy",
+        api_key=SecretStr(SECRET),
+        api_url=url,
+        origin="https://www.theticketfairy.com",
+        options=ClientOptions(**options),
     )
     assert SECRET not in repr(client)
 
@@ -283,7 +288,12 @@ def test_a_success_answer_that_echoes_the_key_is_recorded_without_it(stand_in, s
     """The stand-in echoes the posted attributes back, as many APIs do; a key inside them is masked,
     also one that JSON would escape (found by walking the answer, not by searching its text)."""
     monkeypatch.setattr(stand_in, "api_key", secret)
-    client = TicketFairyClient(api_key=secret, api_url=stand_in.url, origin="https://www.theticketfairy.com")
+    client = TicketFairyClient(
+        service_name="ticketfairy",
+        api_key=SecretStr(secret),
+        api_url=stand_in.url,
+        origin="https://www.theticketfairy.com",
+    )
 
     async def send() -> dict:
         async with client:

@@ -37,7 +37,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from event_importer.db.engine import Database
-from event_importer.defs.config import TAG_OWNER, TAG_SUBMISSION
+from event_importer.orchestration.config import TAG_OWNER, TAG_SUBMISSION
 from event_importer_tests.conftest import TEST_API_KEY, skip_or_fail
 from event_importer_tests.factories import add_events, event_data
 from event_importer_tests.framework.test_shared_limits import ARRIVAL_ALLOWANCE

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from event_importer.api.models import UNAUTHORIZED, RunReport, answer
 from event_importer.api.security import require_token
-from event_importer.defs.config import job_name
+from event_importer.orchestration import job_name
 from event_importer.run_queue import QueueServer
 from event_importer.runs import (
     PreparedSubmission,

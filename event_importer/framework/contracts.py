@@ -104,9 +104,6 @@ class BaseClient(ABC):
     async def aclose(self) -> None:
         """Release connections; called once at the end of a run."""
 
-    def check_configured(self) -> None:
-        """Raise `ConfigurationError` naming what is missing, before anything is sent."""
-
     @abstractmethod
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         """Send one payload and return the destination's answer.

@@ -3,7 +3,8 @@ distributions in the group `event_importer.integrations`.
 
 An integration is a package holding exactly one `BaseSubmitter` subclass (in `__init__.py` or
 `submitter.py`), optionally with `cli.py` (a click group named `cli`) and `routes.py` (a FastAPI
-`router`). Its name is the folder's (or entry point's) name, and it is the one name used everywhere.
+`router`). Its name is the folder's (or entry point's) name, and it is the one name used everywhere:
+discovery gives it to the submitter class as its `service_name`.
 An integration that fails to import is reported with its error and leaves the others working.
 """
 
@@ -44,13 +45,7 @@ class Integration:
     def create_submitter(
         self, settings: IntegrationSettings | None = None, app_settings: Settings | None = None
     ) -> BaseSubmitter:
-        submitter = self.submitter_class(settings, app_settings)
-        if submitter.service_name != self.name:
-            raise IntegrationNotFoundError(
-                f"integration {self.name!r}: its submitter names itself {submitter.service_name!r}; "
-                "the folder (or entry point) name and service_name must match"
-            )
-        return submitter
+        return self.submitter_class(settings, app_settings)
 
     def sends_unsent_cancelled(self) -> bool:
         """Whether the destination takes cancelled events it never had, as configured (its class's
@@ -116,10 +111,13 @@ def load_integration(name: str, package_name: str, source: str) -> Integration:
     if not NAME_PATTERN.match(name):
         raise ValueError(f"integration name {name!r} must be lowercase letters, digits and underscores")
     package = importlib.import_module(package_name)
+    submitter_class = _find_submitter(package)
+    # The one place the name comes from: the submitter does not name itself.
+    submitter_class.service_name = name
     return Integration(
         name=name,
         package=package_name,
-        submitter_class=_find_submitter(package),
+        submitter_class=submitter_class,
         source=source,
         cli_module=_optional_module(package_name, "cli"),
         routes_module=_optional_module(package_name, "routes"),

@@ -25,6 +25,7 @@ import aiohttp
 import httpx
 from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
+from pydantic import SecretStr
 
 from event_importer import jsonbytes
 from event_importer.errors import RejectedSubmissionError, RetryableSubmissionError, SubmissionError
@@ -75,7 +76,7 @@ class HttpClient(BaseClient):
         base_url: str,
         headers: Mapping[str, str] | None = None,
         options: ClientOptions = DEFAULT_OPTIONS,
-        secrets: Sequence[str | None] = (),
+        secrets: Sequence[SecretStr | str | None] = (),
         auth: httpx.Auth | None = None,
     ) -> None:
         """
@@ -95,7 +96,8 @@ class HttpClient(BaseClient):
         self.options = options
         self.timeout = options.timeout
         self.max_attempts = options.max_attempts
-        self._secrets = [secret for secret in secrets if secret]
+        revealed = (secret.get_secret_value() if isinstance(secret, SecretStr) else secret for secret in secrets)
+        self._secrets = [secret for secret in revealed if secret]
         self._secret_bytes = [secret.encode() for secret in self._secrets]
         # JSON escapes quotes, backslashes and control characters: such a secret is not found by
         # searching serialised text, so every answer is walked string by string instead.

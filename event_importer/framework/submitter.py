@@ -8,11 +8,12 @@ calls in a row: there is one code path, whoever starts the run.
 """
 
 import asyncio
+import sys
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from functools import cached_property
-from typing import ClassVar, TypeVarTuple
+from typing import Any, ClassVar, TypeVarTuple
 
 from pydantic import ValidationError
 from sqlalchemy import Result, Select, func, select, text
@@ -36,7 +37,7 @@ from event_importer.framework.records import EventRef, Payload, SubmissionReport
 from event_importer.framework.selectors import standard_selectors
 from event_importer.framework.sending import record_dry_runs, send_payloads
 from event_importer.ledger import SubmissionLedger
-from event_importer.settings import IntegrationSettings, Settings, get_settings, load_settings
+from event_importer.settings import IntegrationSettings, Settings, get_settings, load_settings, not_configured
 
 Ts = TypeVarTuple("Ts")
 
@@ -60,6 +61,13 @@ def _execute_without_jit(session: Session, statement: Select[*Ts]) -> Result[*Ts
         session.execute(text("SELECT set_config('jit', :previous, true)"), {"previous": previous})
 
 
+def package_folder(module_name: str) -> str:
+    """The folder name of the package that the module `module_name` belongs to (or is)."""
+    module = sys.modules.get(module_name)
+    package = (module.__package__ if module is not None else None) or module_name
+    return package.rpartition(".")[2]
+
+
 class BaseSubmitter(ABC):
     """Selects, transforms and submits events for one service, recording every attempt."""
 
@@ -67,19 +75,24 @@ class BaseSubmitter(ABC):
     settings_class: ClassVar[type[IntegrationSettings]] = IntegrationSettings
     #: What the destination does for an update, a cancellation and a removal.
     lifecycle: ClassVar[Lifecycle] = DEFAULT_LIFECYCLE
+    #: The integration's one name: CLI group, route prefix, Dagster group, `Submission.service_name`.
+    #: Never written by hand: discovery sets it to the folder's (or entry point's) name. Until then a
+    #: subclass has its parent's, or else the name of the package it is defined in, which for a
+    #: folder under `event_importer/integrations/` is the same.
+    service_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.service_name:
+            cls.service_name = package_folder(cls.__module__)
 
     def __init__(self, settings: IntegrationSettings | None = None, app_settings: Settings | None = None) -> None:
         self.app_settings = app_settings or get_settings()
         self.settings = settings if settings is not None else load_settings(self.settings_class)
 
-    @property
-    @abstractmethod
-    def service_name(self) -> str:
-        """The integration's one name: CLI group, route prefix, Dagster group, `Submission.service_name`."""
-
     @abstractmethod
     def _create_client(self) -> BaseClient:
-        """A new client for one run."""
+        """A new client for one run; `create_client` has checked the required settings first."""
 
     @abstractmethod
     def _create_transformer(self) -> BaseTransformer: ...
@@ -104,6 +117,12 @@ class BaseSubmitter(ABC):
         return self._create_transformer()
 
     def create_client(self) -> BaseClient:
+        """A new client for one run.
+
+        Raises:
+            ConfigurationError: a required setting is missing (see `check_configured`).
+        """
+        self.check_configured()
         return self._create_client()
 
     def get_selector(self, name: str) -> BaseSelector:
@@ -136,8 +155,14 @@ class BaseSubmitter(ABC):
         return self.settings.max_attempts or self.app_settings.max_attempts
 
     def missing_settings(self) -> list[str]:
-        """Variables the integration still needs before it can send (empty when configured)."""
+        """Variables the integration still needs before it can send (empty when configured): those its
+        settings class declares required; override to add what is needed besides settings."""
         return self.settings.missing()
+
+    def check_configured(self) -> None:
+        """Raise `ConfigurationError` naming what `missing_settings` lists, before anything is sent."""
+        if missing := self.missing_settings():
+            raise not_configured(self.service_name, missing)
 
     # -- the three steps -------------------------------------------------------------------------
 
@@ -252,15 +277,15 @@ class BaseSubmitter(ABC):
             trigger: who started the run (cli, api, schedule, sensor, ui), recorded with each attempt.
 
         Raises:
-            ConfigurationError: the client is not configured (checked before anything is recorded).
+            ConfigurationError: a required setting is missing (checked before anything is recorded).
         """
         ledger = SubmissionLedger(
             database, self.service_name, run_id, stale_after=self.app_settings.stale_claim_after, trigger=trigger
         )
         if dry_run:
             return record_dry_runs(ledger, payloads, progress)
-        client = client or self.create_client()
-        client.check_configured()
+        self.check_configured()
+        client = client or self._create_client()
         return asyncio.run(send_payloads(client, ledger, payloads, self.max_concurrency, progress))
 
     def submit_events(

@@ -1,6 +1,7 @@
 """The code location: every discovered integration gets its asset graph, job, checks, schedule and sensor
 with no Dagster code of its own; loading touches no secret; `dagster definitions validate` passes."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -11,11 +12,12 @@ import dagster as dg
 import pytest
 
 import event_importer.integrations as integrations_package
-from event_importer.defs import build_defs
-from event_importer.defs.config import build_config_class
-from event_importer.defs.resources import client_resource, secret_fields
 from event_importer.errors import ConfigurationError
 from event_importer.framework.discovery import discover
+from event_importer.orchestration import build_defs, submission_job, submitted_config
+from event_importer.orchestration.config import build_config_class
+from event_importer.orchestration.resources import client_resource
+from event_importer.secret_settings import secret_fields
 from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +194,7 @@ def test_an_invalid_schedule_leaves_only_that_integration_out(monkeypatch, caplo
     defs = build_defs()
     assert dg.AssetKey(["ticketfairy", "payloads"]) not in set(defs.resolve_all_asset_keys())
     assert "ticketfairy is misconfigured" in caplog.text and "every hour" in caplog.text
-    from event_importer.defs import integration_defs
+    from event_importer.orchestration import integration_defs
 
     with pytest.raises(ConfigurationError, match="not a valid cron expression"):
         integration_defs(discover().get("ticketfairy"))
@@ -217,3 +219,49 @@ def test_dagster_definitions_validate_passes_without_warnings_from_our_code(tmp_
     ours = [line for line in done.stderr.splitlines() if "event_importer" in line and "Warning" in line]
     assert not ours, ours
 
+
+
+def definition_names(defs: dg.Definitions) -> dict[str, set[str]]:
+    return {
+        "assets": {key.to_user_string() for key in defs.resolve_all_asset_keys()},
+        "jobs": {job.name for job in defs.jobs or []},
+        "sensors": {sensor.name for sensor in defs.sensors or []},
+        "schedules": {schedule.name for schedule in defs.schedules or []},
+        "resources": set(defs.resources or {}),
+    }
+
+
+def test_the_defs_folder_is_what_dagster_loads_from_the_project_config():
+    """`defs/` is Dagster's definitions folder: `dg.load_from_defs_folder` finds it through `[tool.dg]`
+    in pyproject.toml and loads what the code location serves, and what `build_defs` builds."""
+    from event_importer.definitions import load_defs_folder
+
+    by_dagster = dg.load_from_defs_folder(path_within_project=PROJECT_ROOT / "event_importer")
+    ours = load_defs_folder()
+    assert definition_names(by_dagster) == definition_names(ours) == definition_names(build_defs())
+    assert {"event_cache", "ticketfairy/submission_results"} <= definition_names(ours)["assets"]
+
+
+def test_the_defs_folder_holds_definitions_only():
+    folder = PROJECT_ROOT / "event_importer" / "defs"
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)]
+        for node in functions:
+            decorators = [ast.unparse(d) for d in getattr(node, "decorator_list", [])]
+            assert decorators == ["dg.definitions"], f"{path.name}: {node.name} is not a @dg.definitions function"
+
+
+def test_the_run_config_names_the_op_dagster_gave_the_first_asset(defs):
+    """Whoever starts or reads a run (sensors, schedules, the CLI and API) learns where its config goes
+    from the built asset, not from Dagster's naming rule written out by hand."""
+    for integration in discover().integrations.values():
+        submission = submission_job(integration)
+        job = defs.resolve_job_def(submission.name)
+        first = defs.resolve_assets_def(dg.AssetKey([integration.name, "selected_events"]))
+        assert submission.config_op == first.op.name and job.graph.has_node_named(submission.config_op)
+        config = submission.config_class(selector="all", dry_run=True, limit=3)
+        run_config = submission.run_config(config)
+        dg.validate_run_config(job, run_config)
+        assert submitted_config(integration.name, run_config) == {"selector": "all", "dry_run": True, "limit": 3}
+        assert submission.tags(config, "cli")["event-importer/integration"] == integration.name

@@ -20,20 +20,14 @@ NEW_INTEGRATION = {
         from typing import Any
 
         from pydantic import Field
-        from pydantic_settings import SettingsConfigDict
 
-        from event_importer.framework.contracts import BaseClient, BaseTransformer
-        from event_importer.framework.submitter import BaseSubmitter
-        from event_importer.framework.http import HttpClient
-        from event_importer.settings import IntegrationSettings
+        from event_importer.sdk import BaseClient, BaseSubmitter, BaseTransformer, HttpClient, IntegrationSettings
 
 
-        class EchoSettings(IntegrationSettings):
-            model_config = SettingsConfigDict(env_prefix="ECHO_TEST_")
+        class EchoSettings(IntegrationSettings, env_prefix="ECHO_TEST_"):
+            required = ("url",)
+
             url: str | None = Field(default=None)
-
-            def missing(self) -> list[str]:
-                return [] if self.url else ["ECHO_TEST_URL"]
 
 
         class EchoTransformer(BaseTransformer):
@@ -48,10 +42,6 @@ NEW_INTEGRATION = {
 
         class EchoSubmitter(BaseSubmitter):
             settings_class = EchoSettings
-
-            @property
-            def service_name(self) -> str:
-                return "{name}"
 
             def _create_client(self) -> BaseClient:
                 return EchoClient(service_name=self.service_name, base_url=self.settings.url or "")
@@ -90,6 +80,8 @@ def test_a_new_folder_is_a_new_integration(extra_integrations_dir):
     integration = found.get("echo_one")
     assert integration.description == "Echo: a test destination that posts events to a URL."
     submitter = integration.create_submitter()
+    # Named by its folder, without naming itself.
+    assert submitter.service_name == "echo_one"
     assert set(submitter.selectors) >= {"unsubmitted", "failed", "pending", "changed", "all", "url"}
 
     from event_importer.cli.main import build_cli
@@ -110,7 +102,7 @@ def test_a_new_folder_is_a_new_integration(extra_integrations_dir):
 
     import dagster as dg
 
-    from event_importer.defs import build_defs
+    from event_importer.orchestration import build_defs
 
     defs = build_defs()
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}

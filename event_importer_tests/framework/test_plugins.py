@@ -21,6 +21,7 @@ import sys
 import textwrap
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -44,14 +45,12 @@ PLUGIN_FILES = {
         """The demo's settings (prefix `PLUGIN_DEMO_`)."""
 
         from pydantic import Field, SecretStr, field_validator
-        from pydantic_settings import SettingsConfigDict
 
-        from event_importer.events.model import check_http_url
-        from event_importer.settings import ENV_FILE, IntegrationSettings
+        from event_importer.sdk import IntegrationSettings, check_http_url
 
 
-        class DemoSettings(IntegrationSettings):
-            model_config = SettingsConfigDict(env_prefix="PLUGIN_DEMO_", env_file=ENV_FILE, extra="ignore")
+        class DemoSettings(IntegrationSettings, env_prefix="PLUGIN_DEMO_"):
+            required = ("url", "token")
 
             url: str | None = Field(default=None, description="Base URL events are POSTed under.")
             token: SecretStr | None = Field(default=None, description="Bearer token.")
@@ -60,16 +59,11 @@ PLUGIN_FILES = {
             @classmethod
             def _http_url(cls, value: str | None) -> str | None:
                 return check_http_url(value)
-
-            def missing(self) -> list[str]:
-                missing = [] if self.url else ["PLUGIN_DEMO_URL"]
-                return missing + ([] if self.token and self.token.get_secret_value() else ["PLUGIN_DEMO_TOKEN"])
         ''',
     "transformer.py": '''
         from typing import Any
 
-        from event_importer.errors import TransformError
-        from event_importer.framework.contracts import BaseTransformer
+        from event_importer.sdk import BaseTransformer, TransformError
 
 
         class DemoTransformer(BaseTransformer):
@@ -85,7 +79,7 @@ PLUGIN_FILES = {
         from collections.abc import Mapping
         from typing import Any
 
-        from event_importer.framework.http import HttpClient
+        from event_importer.sdk import HttpClient
 
 
         class DemoClient(HttpClient):
@@ -97,8 +91,7 @@ PLUGIN_FILES = {
                 return {"Content-Digest": f"sha-256=:{digest}:"}
         ''',
     "submitter.py": '''
-        from event_importer.framework.contracts import BaseClient, BaseTransformer
-        from event_importer.framework.submitter import BaseSubmitter
+        from event_importer.sdk import BaseClient, BaseSubmitter, BaseTransformer
 
         from eventimp_plugin_demo.client import DemoClient
         from eventimp_plugin_demo.settings import DemoSettings
@@ -109,18 +102,14 @@ PLUGIN_FILES = {
             settings_class = DemoSettings
             settings: DemoSettings
 
-            @property
-            def service_name(self) -> str:
-                return "plugin_demo"
-
             def _create_client(self) -> BaseClient:
-                token = self.settings.token.get_secret_value() if self.settings.token else ""
+                assert self.settings.url is not None and self.settings.token is not None
                 return DemoClient(
                     service_name=self.service_name,
-                    base_url=self.settings.url or "",
-                    headers={"Authorization": f"Bearer {token}"},
+                    base_url=self.settings.url,
+                    headers={"Authorization": f"Bearer {self.settings.token.get_secret_value()}"},
                     options=self.client_options,
-                    secrets=[token],
+                    secrets=[self.settings.token],
                 )
 
             def _create_transformer(self) -> BaseTransformer:
@@ -129,7 +118,7 @@ PLUGIN_FILES = {
     "cli.py": '''
         import click
 
-        from event_importer.cli.integration import integration_group
+        from event_importer.sdk import integration_group
         from eventimp_plugin_demo.settings import DemoSettings
 
         cli = integration_group("plugin_demo")
@@ -144,9 +133,9 @@ PLUGIN_FILES = {
     "routes.py": '''
         from fastapi import APIRouter, Depends
 
-        from event_importer.api.routes import integration_router
         from event_importer.api.security import require_token
         from event_importer.framework.discovery import discover
+        from event_importer.sdk import integration_router
 
         router: APIRouter = integration_router(discover().get("plugin_demo"))
 
@@ -182,17 +171,16 @@ def _digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder the plugin's wheel is pip-installed into, as into any site-packages (built once per module)."""
-    root = tmp_path_factory.mktemp("plugin")
-    package = root / "src" / PACKAGE
-    package.mkdir(parents=True)
-    for filename, text in PLUGIN_FILES.items():
-        (package / filename).write_text(textwrap.dedent(text).lstrip())
+def install_plugin(root: Path, package: str, files: dict[str, str], *, dist_name: str, entry_point: str) -> Path:
+    """Write `files` as the package `package`, build its wheel with the entry point `entry_point` (the
+    integration's name) and pip-install it into `root / "site"`, which is returned."""
+    package_dir = root / "src" / package
+    package_dir.mkdir(parents=True)
+    for filename, text in files.items():
+        (package_dir / filename).write_text(text)
     wheel = build_wheel(
-        package, root, dist_name=DIST_NAME, version=VERSION,
-        entry_points=f"[{ENTRY_POINT_GROUP}]\n{NAME} = {PACKAGE}\n",
+        package_dir, root, dist_name=dist_name, version=VERSION,
+        entry_points=f"[{ENTRY_POINT_GROUP}]\n{entry_point} = {package}\n",
     )
     site = root / "site"
     # --isolated and --no-index: no user configuration, no index; the wheel is all there is.
@@ -204,27 +192,46 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-@pytest.fixture
-def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The plugin installed (on `sys.path`, and on `PYTHONPATH` for child processes) for this test only,
-    discovery and the root CLI group left clean."""
+@contextmanager
+def plugin_installed(site: Path, package: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The plugin in `site` installed (on `sys.path`, and on `PYTHONPATH` for child processes) until the
+    block ends, discovery and the root CLI group left clean."""
     from event_importer.cli.main import cli
 
     # Also invalidates the import system's caches; importlib.metadata scans sys.path on each call.
-    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.syspath_prepend(str(site))
     # Runs are created from a code server and executed in run worker processes, both children of this
     # process: they must see the same installation, as they see one in the environment's site-packages.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     # build_cli() adds each integration's group to the module-level root group: undo that afterwards.
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
     # The code under test sets DAGSTER_HOME in os.environ; setenv first so that monkeypatch restores it.
     monkeypatch.setenv("DAGSTER_HOME", "unset-by-the-fixture")
     monkeypatch.delenv("DAGSTER_HOME")
     reset_process_state()
-    yield plugin_site
-    reset_process_state()
-    for module in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
-        del sys.modules[module]
+    try:
+        yield site
+    finally:
+        reset_process_state()
+        for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            del sys.modules[module]
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the plugin's wheel is pip-installed into, as into any site-packages (built once per module)."""
+    files = {filename: textwrap.dedent(text).lstrip() for filename, text in PLUGIN_FILES.items()}
+    return install_plugin(
+        tmp_path_factory.mktemp("plugin"), PACKAGE, files, dist_name=DIST_NAME, entry_point=NAME
+    )
+
+
+@pytest.fixture
+def plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The plugin installed (on `sys.path`, and on `PYTHONPATH` for child processes) for this test only,
+    discovery and the root CLI group left clean."""
+    with plugin_installed(plugin_site, PACKAGE, monkeypatch) as site:
+        yield site
 
 
 @pytest.fixture
@@ -257,7 +264,10 @@ def test_the_plugin_is_discovered_like_a_built_in(plugin):
     assert integration.description == "Plugin demo: posts events to a URL, from an installed package."
     assert (integration.cli_module, integration.routes_module) == (f"{PACKAGE}.cli", f"{PACKAGE}.routes")
     standard = {"unsubmitted", "failed", "pending", "changed", "all", "url"}
-    assert set(integration.create_submitter().selectors) >= standard
+    submitter = integration.create_submitter()
+    assert set(submitter.selectors) >= standard
+    # Named by its entry point, not by its package (eventimp_plugin_demo).
+    assert submitter.service_name == NAME
     # The built-in ones are all still there.
     assert {"ticketfairy", "webhook", "caldav"} <= set(found.integrations)
 
@@ -310,7 +320,7 @@ def test_the_api_has_its_standard_and_own_routes(plugin):
 
 
 def test_the_dagster_definitions_have_its_asset_graph(plugin):
-    from event_importer.defs import build_defs
+    from event_importer.orchestration import build_defs
 
     defs = build_defs()
     dg.Definitions.validate_loadable(defs)

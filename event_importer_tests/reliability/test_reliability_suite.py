@@ -44,9 +44,9 @@ import pytest
 from sqlalchemy import select
 
 from event_importer.db.models import Submission
-from event_importer.defs.config import TAG_OWNER
 from event_importer.framework.discovery import discover
 from event_importer.instance import open_instance
+from event_importer.orchestration.config import TAG_OWNER
 from event_importer.states import integration_status
 from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
 from event_importer_tests.factories import add_events, event_data

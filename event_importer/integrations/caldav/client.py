@@ -14,11 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
-from event_importer.integrations.caldav.settings import missing_settings
-from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient, RejectedSubmissionError
-
-SERVICE_NAME = "caldav"
+from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, HttpClient, RejectedSubmissionError
 
 # What usually lies behind an error status, named by setting and never by value.
 _HINTS = {
@@ -35,30 +33,21 @@ class CalDavClient(HttpClient):
     def __init__(
         self,
         *,
-        url: str | None,
-        username: str | None,
-        password: str | None,
+        service_name: str,
+        url: str,
+        username: str | None = None,
+        password: SecretStr | None = None,
         options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
-        self._collection = (url or "").rstrip("/") + "/"
+        self._collection = url.rstrip("/") + "/"
         self._url = url
         self._username = username
-        self._password = password
-        super().__init__(
-            service_name=SERVICE_NAME,
-            base_url=url or "",
-            options=options,
-            secrets=[password],
-            auth=httpx.BasicAuth(username, password or "") if username else None,
-        )
+        # Unwrapped only into the auth; a user name without a password never gets here (required together).
+        auth = httpx.BasicAuth(username, password.get_secret_value()) if username and password else None
+        super().__init__(service_name=service_name, base_url=url, options=options, secrets=[password], auth=auth)
 
     def __repr__(self) -> str:
         return f"CalDavClient(url={self._url!r}, username={self._username!r})"
-
-    def check_configured(self) -> None:
-        missing = missing_settings(self._url, self._username, self._password)
-        if missing:
-            raise ConfigurationError(f"{', '.join(missing)} not set: needed to write events to the CalDAV calendar")
 
     def resource_url(self, uid: str) -> str:
         """Where the event with this UID lives: `<collection>/<uid>.ics`."""
@@ -67,7 +56,6 @@ class CalDavClient(HttpClient):
 
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
         """PUT one VCALENDAR (`{"uid", "ics"}`) and return `{"href", "etag", "status", "created"}`."""
-        self.check_configured()
         url = self.resource_url(str(data["uid"]))
         if data.get("delete"):
             return await self._delete(url)

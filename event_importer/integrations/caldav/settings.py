@@ -9,6 +9,11 @@ from event_importer.sdk import IntegrationSettings, check_http_url
 
 
 class CalDavSettings(IntegrationSettings, env_prefix="CALDAV_"):
+    # The URL always; a user name and password together or not at all (a server without
+    # authentication needs neither).
+    required = ("url",)
+    required_together = (("username", "password"),)
+
     url: str | None = Field(
         default=None,
         description="URL of the calendar collection (e.g. https://dav.example.org/alice/events/); required.",
@@ -38,18 +43,3 @@ class CalDavSettings(IntegrationSettings, env_prefix="CALDAV_"):
         if checked and urlsplit(checked).password is not None:
             raise ValueError("must not contain a password: set CALDAV_USERNAME and CALDAV_PASSWORD instead")
         return checked
-
-    def missing(self) -> list[str]:
-        password = self.password.get_secret_value() if self.password else None
-        return missing_settings(self.url, self.username, password)
-
-
-def missing_settings(url: str | None, username: str | None, password: str | None) -> list[str]:
-    """What is still needed: the URL always; user name and password together or not at all
-    (a server without authentication needs neither)."""
-    missing = [] if url else ["CALDAV_URL"]
-    if password and not username:
-        missing.append("CALDAV_USERNAME")
-    if username and not password:
-        missing.append("CALDAV_PASSWORD")
-    return missing

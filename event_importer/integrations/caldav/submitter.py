@@ -8,7 +8,7 @@ load and disappearing from the CLI, the API and Dagster.
 import importlib.util
 from collections.abc import Iterable
 
-from event_importer.integrations.caldav.client import SERVICE_NAME, CalDavClient
+from event_importer.integrations.caldav.client import CalDavClient
 from event_importer.integrations.caldav.settings import CalDavSettings
 from event_importer.sdk import (
     BaseClient,
@@ -45,16 +45,13 @@ class CalDavSubmitter(BaseSubmitter):
             )
         return self.lifecycle
 
-    @property
-    def service_name(self) -> str:
-        return SERVICE_NAME
-
     def _create_client(self) -> BaseClient:
-        password = self.settings.password.get_secret_value() if self.settings.password else None
+        assert self.settings.url is not None  # a required setting: create_client checked it
         return CalDavClient(
+            service_name=self.service_name,
             url=self.settings.url,
             username=self.settings.username,
-            password=password,
+            password=self.settings.password,
             options=self.client_options,
         )
 

@@ -19,7 +19,6 @@ reduced to its text.
 """
 
 import datetime as dt
-import hashlib
 import re
 from html.parser import HTMLParser
 from typing import Any
@@ -35,7 +34,10 @@ from event_importer.sdk import (
     Operation,
     TransformError,
     minimum_age_label,
+    overnight_end,
+    place_line,
     resolve_event_timezone,
+    source_url_id,
 )
 
 UID_DOMAIN = "event-importer"
@@ -49,7 +51,7 @@ _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "
 
 def event_uid(source_url: str) -> str:
     """The event's stable UID: `<sha1 of the source URL>@event-importer`."""
-    return f"{hashlib.sha1(source_url.encode()).hexdigest()}@{UID_DOMAIN}"
+    return f"{source_url_id(source_url)}@{UID_DOMAIN}"
 
 
 class CalDavTransformer(BaseTransformer):
@@ -88,7 +90,7 @@ class CalDavTransformer(BaseTransformer):
         add_time(vevent, "dtstart", start)
         if end is not None:
             add_time(vevent, "dtend", end)
-        if location := location_text(event):
+        if location := place_line(event.location, venue=event.venue):
             vevent.add("location", location)
         if event.location and event.location.coordinates:
             vevent.add("geo", (event.location.coordinates.lat, event.location.coordinates.lng))
@@ -141,25 +143,7 @@ def event_span(event: EventData) -> tuple[dt.date | dt.datetime, dt.date | dt.da
     start = dt.datetime.combine(event.date, time.start, tzinfo=tzinfo)
     if time.end is None:
         return start, None
-    end = dt.datetime.combine(event.end_date or event.date, time.end, tzinfo=tzinfo)
-    if end <= start:
-        end += _ONE_DAY
-    return start, end
-
-
-def location_text(event: EventData) -> str:
-    """Venue and address in one line, each part once: "Tresor, Köpenicker Str. 70, Berlin, Germany"."""
-    place = event.location
-    candidates = [event.venue] + ([place.address, place.city, place.state, place.country] if place else [])
-    parts: list[str] = []
-    for candidate in candidates:
-        if not candidate:
-            continue
-        # Whole words only: "Berlin" is already in "10179 Berlin", but "DE" is not in "Dresden".
-        pattern = re.compile(rf"(?<!\w){re.escape(candidate)}(?!\w)", re.IGNORECASE)
-        if not any(pattern.search(part) for part in parts):
-            parts.append(candidate)
-    return ", ".join(parts)
+    return start, overnight_end(start, dt.datetime.combine(event.end_date or event.date, time.end, tzinfo=tzinfo))
 
 
 def description_text(event: EventData) -> str:

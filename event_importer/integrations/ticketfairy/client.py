@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient
+from pydantic import SecretStr
+
+from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, HttpClient
 
 
 class TicketFairyClient(HttpClient):
@@ -11,14 +13,15 @@ class TicketFairyClient(HttpClient):
     def __init__(
         self,
         *,
-        api_key: str | None,
+        service_name: str,
+        api_key: SecretStr,
         api_url: str,
         origin: str,
         options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._api_key = api_key
         super().__init__(
-            service_name="ticketfairy",
+            service_name=service_name,
             base_url=api_url,
             headers={"Accept": "application/json", "Origin": origin},
             options=options,
@@ -28,12 +31,6 @@ class TicketFairyClient(HttpClient):
     def __repr__(self) -> str:
         return f"TicketFairyClient(api_url={self.base_url!r})"
 
-    def check_configured(self) -> None:
-        if not self._api_key:
-            raise ConfigurationError("TICKETFAIRY_API_KEY is not set: it is needed to send events to TicketFairy")
-
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
-        self.check_configured()
-        return await self.post_json(
-            "/draft-events", data, headers={"Authorization": f"Bearer {self._api_key}"}
-        )
+        authorization = f"Bearer {self._api_key.get_secret_value()}"
+        return await self.post_json("/draft-events", data, headers={"Authorization": authorization})

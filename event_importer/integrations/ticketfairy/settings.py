@@ -6,6 +6,8 @@ from event_importer.sdk import IntegrationSettings, check_http_url
 
 
 class TicketFairySettings(IntegrationSettings, env_prefix="TICKETFAIRY_"):
+    required = ("api_key",)
+
     api_key: SecretStr | None = Field(default=None, description="API key (Bearer token); required to send.")
     api_url: str = Field(default="https://www.theticketfairy.com/api", description="Base URL of the API.")
     origin: str = Field(default="https://www.theticketfairy.com", description="Origin header sent with requests.")
@@ -17,6 +19,3 @@ class TicketFairySettings(IntegrationSettings, env_prefix="TICKETFAIRY_"):
         if not checked:
             raise ValueError("must be an absolute http(s) URL")
         return checked
-
-    def missing(self) -> list[str]:
-        return [] if self.api_key and self.api_key.get_secret_value() else ["TICKETFAIRY_API_KEY"]

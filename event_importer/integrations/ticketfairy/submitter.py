@@ -21,14 +21,11 @@ class TicketFairySubmitter(BaseSubmitter):
         update=cannot(Operation.UPDATE), cancel=cannot(Operation.CANCEL), remove=cannot(Operation.REMOVE)
     )
 
-    @property
-    def service_name(self) -> str:
-        return "ticketfairy"
-
     def _create_client(self) -> BaseClient:
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        assert self.settings.api_key is not None  # a required setting: create_client checked it
         return TicketFairyClient(
-            api_key=key,
+            service_name=self.service_name,
+            api_key=self.settings.api_key,
             api_url=self.settings.api_url,
             origin=self.settings.origin,
             options=self.client_options,

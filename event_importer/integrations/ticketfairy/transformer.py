@@ -19,7 +19,6 @@ pages we do not control.
 
 import datetime as dt
 import html
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,9 +26,10 @@ from event_importer.sdk import (
     BaseTransformer,
     EventData,
     Images,
-    Location,
     TransformError,
     minimum_age_label,
+    overnight_end,
+    place_line,
     resolve_event_timezone,
 )
 
@@ -38,7 +38,6 @@ from event_importer.sdk import (
 DEFAULT_DURATION = dt.timedelta(hours=4)
 
 _END_OF_DAY = dt.time(23, 59, 59)
-_POSTCODE_TOKEN = re.compile(r"\S*\d\S*")
 _ELLIPSIS = ("…", "...")
 
 
@@ -66,7 +65,7 @@ class TicketFairyTransformer(BaseTransformer):
             "timezone": timezone,
             "isOnline": 0,
             "status": "Public",
-            "address": format_address(event.location),
+            "address": place_line(event.location),
             "venue": event.venue or "",
             "details": format_details(event),
         }
@@ -87,10 +86,8 @@ def event_period(event: EventData) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(event.date, start_time or dt.time())
     try:
         if end_time is not None:
-            end = dt.datetime.combine(last_day, end_time)
-            # Only reachable on a one-day event: a later end_date always ends after the start.
-            if end <= start:
-                end += dt.timedelta(days=1)
+            # Only overnight on a one-day event: a later end_date always ends after the start.
+            end = overnight_end(start, dt.datetime.combine(last_day, end_time))
         elif start_time is None or last_day > event.date:
             end = dt.datetime.combine(last_day, _END_OF_DAY)
         else:
@@ -98,28 +95,6 @@ def event_period(event: EventData) -> tuple[dt.datetime, dt.datetime]:
     except OverflowError:
         raise TransformError(f"the event's end falls after the year 9999 (date {event.date})") from None
     return start, end
-
-
-def format_address(location: Location | None) -> str:
-    """Address, city, state and country joined with ", ", leaving out what an earlier part already says.
-
-    "Köpenicker Str. 70, 10179 Berlin" with city "Berlin" stays as is: postcodes are ignored when
-    comparing, so a city (or state) already in the address is not repeated.
-    """
-    if location is None:
-        return ""
-    parts: list[str] = []
-    said: set[str] = set()
-    for part in (location.address, location.city, location.state, location.country):
-        if not part:
-            continue
-        key = _comparable(part)
-        if key in said:
-            continue
-        parts.append(part)
-        said.add(key)
-        said.update(_comparable(component) for component in part.split(","))
-    return ", ".join(parts)
 
 
 def format_details(event: EventData) -> str:
@@ -162,12 +137,6 @@ def _listing(items: Iterable[str]) -> str:
 def _html(text: str) -> str:
     escaped = html.escape(text, quote=True)
     return escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
-
-
-def _comparable(text: str) -> str:
-    # "10179 Berlin", "NY 10001" and "London SW1A 1AA" compare as "berlin", "ny" and "london".
-    words = _POSTCODE_TOKEN.sub(" ", text.casefold()).split()
-    return " ".join(words) or " ".join(text.casefold().split())
 
 
 def _image_url(images: Images | None) -> str | None:

@@ -5,7 +5,9 @@ Each request carries (https://www.standardwebhooks.com, "Verifying webhooks")
     webhook-id: <the idempotency key below>
     webhook-timestamp: <unix seconds>
     webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>
-    Idempotency-Key: <hex SHA-256 of "webhook:<id>:<version>"> (`delivery_version`)
+    Idempotency-Key: <hex SHA-256 of "<service>:<id>:<version>"> (`delivery_version`)
+
+(`<service>` is the integration's name, `webhook`.)
 
 so any Standard Webhooks library verifies a delivery. The key is the secret's bytes: a secret in the
 specification's form `whsec_<base64>` is base64-decoded (what the libraries do with such a string);
@@ -34,10 +36,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from event_importer.sdk import DEFAULT_OPTIONS, ClientOptions, ConfigurationError, HttpClient
 
-SERVICE_NAME = "webhook"
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
@@ -129,7 +131,7 @@ def verify_signature(
     return any([hmac.compare_digest(expected, candidate) for candidate in candidates])  # noqa: C419
 
 
-def idempotency_key(event_id: str, data_hash: str, *, service: str = SERVICE_NAME) -> str:
+def idempotency_key(event_id: str, data_hash: str, *, service: str) -> str:
     """The same for every delivery of one version of one event, different for the next version."""
     return hashlib.sha256(f"{service}:{event_id}:{data_hash}".encode()).hexdigest()
 
@@ -142,10 +144,10 @@ def delivery_version(body: Mapping[str, Any]) -> str:
     return version if action in (None, "created", "updated") else f"{version}:{action}"
 
 
-def message_id(body: bytes) -> str:
+def message_id(body: bytes, *, service: str) -> str:
     """The `webhook-id` of a body this client encoded: its idempotency key, read back from the body."""
     data = json.loads(body)
-    return idempotency_key(str(data.get("id")), delivery_version(data))
+    return idempotency_key(str(data.get("id")), delivery_version(data), service=service)
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -164,17 +166,18 @@ class WebhookClient(HttpClient):
     def __init__(
         self,
         *,
-        url: str | None,
-        secret: str | None,
+        service_name: str,
+        url: str,
+        secret: SecretStr,
         options: ClientOptions = DEFAULT_OPTIONS,
     ) -> None:
         self._url = url
-        self._secret = secret
-        self._key = b""
+        # The HMAC key, derived once; the secret itself is unwrapped only here.
+        self._key = signing_key(secret.get_secret_value())
         super().__init__(
-            service_name=SERVICE_NAME,
+            service_name=service_name,
             # Requests go to the absolute URL as given: a base URL would gain a trailing slash.
-            base_url=url or "",
+            base_url=url,
             headers={"Accept": "application/json", "User-Agent": "event-importer-webhook"},
             options=options,
             secrets=[secret],
@@ -182,28 +185,19 @@ class WebhookClient(HttpClient):
 
     def __repr__(self) -> str:
         # The host only: webhook URLs often carry a token in their path (Slack, Zapier and the like).
-        return f"WebhookClient(host={urlsplit(self._url or '').hostname!r})"
-
-    def check_configured(self) -> None:
-        missing = [name for name, value in (("WEBHOOK_URL", self._url), ("WEBHOOK_SECRET", self._secret)) if not value]
-        if missing:
-            raise ConfigurationError(f"{' and '.join(missing)} not set: needed to send events to the webhook")
-        assert self._secret is not None
-        self._key = signing_key(self._secret)
+        return f"WebhookClient(host={urlsplit(self._url).hostname!r})"
 
     async def submit(self, data: dict[str, Any]) -> dict[str, Any]:
-        self.check_configured()
-        assert self._url is not None
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), delivery_version(data)),
+            IDEMPOTENCY_HEADER: idempotency_key(str(data["id"]), delivery_version(data), service=self.service_name),
         }
         return await self.request_json("POST", self._url, content=encode_body(data), headers=headers)
 
     def request_headers(self, content: bytes | None) -> Mapping[str, str]:
         # Signed per attempt, not once per event in `submit`: a retry may come minutes later
         # (Retry-After), and its timestamp must still be within the receiver's tolerance.
-        return signature_headers(self._key, message_id(content or b"{}"), content or b"")
+        return signature_headers(self._key, message_id(content or b"{}", service=self.service_name), content or b"")
 
     def parse_success(self, response: httpx.Response) -> dict[str, Any]:
         # Any 2xx is success, whatever its body; the body is kept when there is one.

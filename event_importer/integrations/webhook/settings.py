@@ -6,6 +6,8 @@ from event_importer.sdk import ConfigurationError, IntegrationSettings, check_ht
 
 
 class WebhookSettings(IntegrationSettings, env_prefix="WEBHOOK_"):
+    required = ("url", "secret")
+
     url: str | None = Field(default=None, description="Endpoint every event is POSTed to; required to send.")
     secret: SecretStr | None = Field(
         default=None,
@@ -28,9 +30,3 @@ class WebhookSettings(IntegrationSettings, env_prefix="WEBHOOK_"):
             except ConfigurationError:
                 raise ValueError("starts with whsec_ but the rest is not base64") from None
         return value
-
-    def missing(self) -> list[str]:
-        missing = [] if self.url else ["WEBHOOK_URL"]
-        if not (self.secret and self.secret.get_secret_value()):
-            missing.append("WEBHOOK_SECRET")
-        return missing

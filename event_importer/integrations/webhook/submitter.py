@@ -1,6 +1,6 @@
 """Wires the webhook's transformer and client to the standard selectors."""
 
-from event_importer.integrations.webhook.client import SERVICE_NAME, WebhookClient
+from event_importer.integrations.webhook.client import WebhookClient
 from event_importer.integrations.webhook.settings import WebhookSettings
 from event_importer.integrations.webhook.transformer import WebhookTransformer
 from event_importer.sdk import BaseClient, BaseSubmitter, BaseTransformer, Lifecycle, sends
@@ -15,17 +15,10 @@ class WebhookSubmitter(BaseSubmitter):
         remove=sends("delivered as event.deleted"),
     )
 
-    @property
-    def service_name(self) -> str:
-        return SERVICE_NAME
-
     def _create_client(self) -> BaseClient:
-        secret = self.settings.secret.get_secret_value() if self.settings.secret else None
-        return WebhookClient(
-            url=self.settings.url,
-            secret=secret,
-            options=self.client_options,
-        )
+        url, secret = self.settings.url, self.settings.secret
+        assert url is not None and secret is not None  # required settings: create_client checked them
+        return WebhookClient(service_name=self.service_name, url=url, secret=secret, options=self.client_options)
 
     def _create_transformer(self) -> BaseTransformer:
         return WebhookTransformer()

@@ -16,10 +16,9 @@ resolved offline from its location (coordinates, city, state or country); null w
 `data_hash` identifies the version.
 """
 
-import hashlib
 from typing import Any
 
-from event_importer.sdk import BaseTransformer, EventRef, Operation, data_hash, resolve_event_timezone
+from event_importer.sdk import BaseTransformer, EventRef, Operation, data_hash, resolve_event_timezone, source_url_id
 
 ACTIONS = {
     Operation.CREATE: "created",
@@ -27,11 +26,6 @@ ACTIONS = {
     Operation.CANCEL: "cancelled",
     Operation.REMOVE: "deleted",
 }
-
-
-def event_id(source_url: str) -> str:
-    """The event's stable id: the SHA-1 of its source URL, hex (the CalDAV integration's UID uses the same)."""
-    return hashlib.sha1(source_url.encode()).hexdigest()
 
 
 class WebhookTransformer(BaseTransformer):
@@ -49,7 +43,7 @@ class WebhookTransformer(BaseTransformer):
         return {
             "type": f"event.{action}",
             "event": action,
-            "id": event_id(event.source_url),
+            "id": source_url_id(event.source_url),
             "data": event.to_json(),
             "data_hash": digest,
             "timezone": resolve_event_timezone(event),

@@ -11,6 +11,7 @@ import caldav
 import httpx
 import icalendar
 import pytest
+from pydantic import SecretStr
 
 from event_importer.errors import (
     ConfigurationError,
@@ -26,10 +27,10 @@ from event_importer.integrations.caldav.transformer import (
     CalDavTransformer,
     event_span,
     event_uid,
-    location_text,
     plain_text,
 )
 from event_importer.ledger import AttemptRecord
+from event_importer.sdk import place_line
 from event_importer_tests.factories import add_events, event_data, submission_rows
 from event_importer_tests.integrations.caldav.radicale_server import (
     PASSWORD,
@@ -299,11 +300,13 @@ def test_plain_text_and_location():
     assert plain_text("1 < 2 & 3 > 2") == "1 < 2 & 3 > 2"
     place = {"address": "Prager Str. 1, 01069 Dresden", "city": "Dresden", "country": "DE"}
     event = EventData.model_validate(event_data(venue="Club", location=place))
-    assert location_text(event) == "Club, Prager Str. 1, 01069 Dresden, DE"
+    assert place_line(event.location, venue=event.venue) == "Club, Prager Str. 1, 01069 Dresden, DE"
 
 
 def test_a_redirect_names_where_the_calendar_moved():
-    client = CalDavClient(url="https://dav.example.org/cal/", username=USERNAME, password=PASSWORD)
+    client = CalDavClient(
+        service_name="caldav", url="https://dav.example.org/cal/", username=USERNAME, password=SecretStr(PASSWORD)
+    )
     moved = "https://p42-caldav.example.org/cal/"
     request = httpx.Request("PUT", client.resource_url("x@event-importer"))
     with pytest.raises(RejectedSubmissionError) as info:

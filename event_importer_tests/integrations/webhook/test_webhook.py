@@ -303,12 +303,12 @@ def test_missing_settings_are_a_configuration_error_before_any_request(sqlite_da
     add_events(sqlite_database, event_data())
     with Receiver() as receiver:
         assert WebhookSubmitter().missing_settings() == ["WEBHOOK_URL", "WEBHOOK_SECRET"]
-        with pytest.raises(ConfigurationError, match="^WEBHOOK_URL and WEBHOOK_SECRET not set"):
+        with pytest.raises(ConfigurationError, match="^webhook: WEBHOOK_URL, WEBHOOK_SECRET not set"):
             submit(sqlite_database)
 
         monkeypatch.setenv("WEBHOOK_URL", receiver.url)
         assert WebhookSubmitter().missing_settings() == ["WEBHOOK_SECRET"]
-        with pytest.raises(ConfigurationError, match="^WEBHOOK_SECRET not set"):
+        with pytest.raises(ConfigurationError, match="^webhook: WEBHOOK_SECRET not set"):
             submit(sqlite_database)
 
         assert receiver.received == [] and submission_rows(sqlite_database) == []

@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 
 from event_importer.db.engine import Database
 from event_importer.db.models import Submission, SubmissionStatus
-from event_importer.defs.values import Submitted
 from event_importer.framework.chunks import CHUNK_SIZE, chunked
 from event_importer.framework.lifecycle import Operation
 from event_importer.framework.records import Outcome
+from event_importer.orchestration.values import Submitted
 
 # Event ids listed in a check's metadata.
 LISTED_IDS = 20

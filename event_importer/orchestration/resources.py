@@ -7,6 +7,17 @@ settings class) is bound to `dg.EnvVar("<PREFIX><FIELD>")` when that variable is
 load, so the UI shows the variable's name and the value is resolved only inside the run. When it is
 not set at load it stays unbound: an unset `EnvVar` would fail every launch, and a dry run must work
 without an API key. The database URL, which may hold a password, is treated the same way.
+
+The IO manager is Dagster's `InMemoryIOManager` (values keyed by run, step and output), subclassed
+only to turn a missing value into an error saying what to run. It fits because a run's three steps
+always execute in one process, the job's in-process executor, wherever the run launcher puts the
+run: a subprocess of the code server, or one Celery worker taking the whole run
+(`event_importer.workers`). The values are `Packed` chunks (compressed JSON), so holding a run's
+events costs little, and they go with the manager when the run ends. The default `fs_io_manager`
+would pickle event data under DAGSTER_HOME, one file per asset overwritten by every run, so two runs
+of one integration could read each other's events. Re-executing a whole run works (every step
+produces its value again); re-executing a downstream step alone finds no input in memory and fails
+with that error.
 """
 
 import os
@@ -14,13 +25,14 @@ import types
 from typing import Any, ClassVar, Union, get_args, get_origin
 
 import dagster as dg
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr
 
 from event_importer.db.engine import Database, get_database
 from event_importer.framework.contracts import BaseClient
 from event_importer.framework.discovery import Integration
 from event_importer.framework.submitter import BaseSubmitter
-from event_importer.settings import IntegrationSettings, get_settings, load_settings
+from event_importer.secret_settings import env_name, secret_fields
+from event_importer.settings import get_settings, load_settings
 
 DATABASE_URL_ENV = "EVENT_IMPORTER_DATABASE_URL"
 # Settings used while building the definitions, not by a run.
@@ -89,32 +101,6 @@ def client_resource_key(service: str) -> str:
     return f"{service}_client"
 
 
-def secret_fields(settings_class: type[IntegrationSettings]) -> dict[str, str]:
-    """Each `SecretStr` field of the settings class and its environment variable."""
-    prefix = str(settings_class.model_config.get("env_prefix", ""))
-    return {
-        name: f"{prefix}{name}".upper()
-        for name, field in settings_class.model_fields.items()
-        if _mentions(field.annotation, SecretStr)
-    }
-
-
-def redact(text: str, integration: Integration) -> str:
-    """`text` with the value of every secret setting (the integration's, the project's) as `***`."""
-    settings_class = integration.submitter_class.settings_class
-    values = [os.environ.get(variable) for variable in secret_fields(settings_class).values()]
-    project = get_settings()
-    values += [
-        value.get_secret_value()
-        for name in type(project).model_fields
-        if isinstance(value := getattr(project, name), SecretStr)
-    ]
-    for value in values:
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
 def client_resource_class(integration: Integration) -> type[IntegrationClientResource]:
     """A `ConfigurableResource` class with one optional field per setting of the integration.
 
@@ -136,7 +122,7 @@ def client_resource_class(integration: Integration) -> type[IntegrationClientRes
             if scalar is None:
                 continue
             annotation = scalar
-            origin = f"{_env_name(settings_class, name)} or the default"
+            origin = f"{env_name(settings_class, name)} or the default"
         annotations[name] = annotation | None
         namespace[name] = Field(default=None, description=f"{field.description or name} Unset: {origin}.")
     namespace.update(
@@ -162,16 +148,6 @@ def client_resource(integration: Integration) -> IntegrationClientResource:
     return cls(**bound)
 
 
-def _env_name(settings_class: type[IntegrationSettings], name: str) -> str:
-    return f"{settings_class.model_config.get('env_prefix', '')}{name}".upper()
-
-
-def _mentions(annotation: Any, wanted: type) -> bool:
-    if annotation is wanted:
-        return True
-    return any(_mentions(arg, wanted) for arg in get_args(annotation))
-
-
 def _config_scalar(annotation: Any) -> type | None:
     """`str`, `int`, `float` or `bool` when the annotation is one of them, optionally `| None`."""
     if annotation in _CONFIG_SCALARS:
@@ -183,36 +159,28 @@ def _config_scalar(annotation: Any) -> type | None:
     return None
 
 
-class RunMemoryIOManager(dg.IOManager):
-    """Hands asset values from step to step inside one run, in memory, and stores nothing on disk.
+class RunMemoryIOManager(dg.InMemoryIOManager):
+    """Dagster's in-memory IO manager, with a clear error when a step's input is not in this run.
 
-    The default IO manager pickles each asset to one file per key under DAGSTER_HOME, overwritten by
-    every run: two runs of one integration could then read each other's events, and event data would
-    stay on disk. The submission job runs its steps in one process (in-process executor), so memory
-    suffices; a run that executes a downstream asset alone gets a clear error instead of stale data.
+    A value read by a step that its run did not produce (a re-execution of `submission_results`
+    alone, say) is missing from memory: Dagster's own manager raises a bare `KeyError` on its tuple
+    key, this one a `dg.Failure` saying what to run instead.
     """
 
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], Any] = {}
-
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        self.values[(context.step_key, context.name)] = obj
-
     def load_input(self, context: dg.InputContext) -> Any:
-        upstream = context.upstream_output
-        key = (upstream.step_key, upstream.name) if upstream is not None else None
-        if key is None or key not in self.values:
+        try:
+            return super().load_input(context)
+        except KeyError:
             asset = context.asset_key.to_user_string() if context.has_asset_key else "its input"
             raise dg.Failure(
                 description=(
                     f"{asset} is only passed within one run: materialize the integration's whole group "
                     "(its <service>_submit_job) rather than a downstream asset on its own."
                 )
-            )
-        return self.values[key]
+            ) from None
 
 
 @dg.io_manager(description="Passes values between the steps of one run in memory; writes no files.")
 def run_memory_io_manager(_context: dg.InitResourceContext) -> RunMemoryIOManager:
-    # Initialised once per run: a new manager each time, so nothing outlives the run (the API serves many).
-    return RunMemoryIOManager()
+    # Initialised once per run: a new manager each time, so nothing outlives the run.
+    return RunMemoryIOManager()  # type: ignore[no-untyped-call]

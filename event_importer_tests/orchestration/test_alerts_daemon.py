@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 from event_importer_tests.standin import Fault, StandInServer
 
 pytestmark = pytest.mark.slow

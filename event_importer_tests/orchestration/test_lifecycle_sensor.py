@@ -3,9 +3,9 @@ tick asks for a `removed` run, and a cancellation is a change like any other."""
 
 from event_importer.db.models import SubmissionStatus
 from event_importer.events.removal import remove_event
-from event_importer_tests.defs.conftest import SERVICE
-from event_importer_tests.defs.test_sensors import defs, selectors, tick  # noqa: F401 - `defs` is a fixture
 from event_importer_tests.factories import add_events, attempt, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
+from event_importer_tests.orchestration.test_sensors import defs, selectors, tick  # noqa: F401 - `defs` is a fixture
 
 
 def test_the_sensor_requests_a_run_for_removed_and_cancelled_events(defs, event_db):  # noqa: F811

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from event_importer.db.models import Submission
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,37 @@ def wait_for(predicate, timeout, what, process):
         assert process.poll() is None, f"event-importer ui exited with {process.returncode} while waiting for {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
+
+
+RESULTS_QUERY = """
+query Results($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        metadataEntries {
+          label
+          __typename
+          ... on TableMetadataEntry { table { records schema { columns { name type } } } }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def results_entry(port: int) -> dict:
+    """The `results` metadata entry of the latest `submission_results` materialization, as the UI reads it."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": RESULTS_QUERY, "variables": {"path": [SERVICE, "submission_results"]}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.load(response)
+    [materialization] = answer["data"]["assetOrError"]["assetMaterializations"]
+    [entry] = [e for e in materialization["metadataEntries"] if e["label"] == "results"]
+    return entry
 
 
 def _default_sigint() -> None:
@@ -103,6 +134,13 @@ def test_runs_from_the_cli_the_api_and_the_ui_share_one_run_history(tmp_path, da
                 select(Submission.event_cache_id, Submission.status, Submission.run_id).order_by(Submission.id)
             ).all()
         assert rows == [(event_id, "dry_run", r) for r in (cli_run_id, api_run_id, run_id)]
+        # The UI gets the run's results as a table with typed columns, not as text.
+        results = results_entry(port)
+        assert results["__typename"] == "TableMetadataEntry", results
+        columns = [(c["name"], c["type"]) for c in results["table"]["schema"]["columns"]]
+        assert columns[:3] == [("event", "int"), ("operation", "string"), ("outcome", "string")]
+        [record] = [json.loads(r) for r in results["table"]["records"]]
+        assert (record["event"], record["outcome"]) == (event_id, "dry_run")
 
         import dagster as dg
 

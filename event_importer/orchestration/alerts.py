@@ -40,9 +40,10 @@ from event_importer.alerts import (
 )
 from event_importer.db.engine import Database
 from event_importer.db.models import EventCache, Submission, SubmissionStatus
-from event_importer.defs.config import TAG_DRY_RUN, TAG_SELECTOR, TAG_TRIGGER
-from event_importer.defs.resources import DatabaseResource, redact
 from event_importer.framework.discovery import Integration
+from event_importer.orchestration.config import TAG_DRY_RUN, TAG_SELECTOR, TAG_TRIGGER
+from event_importer.orchestration.resources import DatabaseResource
+from event_importer.secret_settings import redact
 from event_importer.settings import get_settings
 
 # Run-status events read per tick; the rest wait for the next tick.

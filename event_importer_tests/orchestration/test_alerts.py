@@ -14,12 +14,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from event_importer.alerts import Alert, AlertKind, WebhookTarget, deliver
-from event_importer.defs import integration_defs
-from event_importer.defs.resources import DatabaseResource
 from event_importer.framework.discovery import discover
+from event_importer.orchestration import integration_defs
+from event_importer.orchestration.resources import DatabaseResource
 from event_importer_tests.conftest import TEST_API_KEY, reset_process_state
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 from event_importer_tests.standin import Fault, StandInServer
 
 JOB = f"{SERVICE}_submit_job"

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from event_importer.db.models import EventCache, Submission
-from event_importer.defs import integration_defs
 from event_importer.framework.discovery import discover
 from event_importer.framework.lifecycle import DEFAULT_LIFECYCLE
 from event_importer.integrations.ticketfairy.submitter import TicketFairySubmitter
-from event_importer_tests.defs.conftest import SERVICE, files_containing
+from event_importer.orchestration import integration_defs
 from event_importer_tests.factories import add_events, event_data
+from event_importer_tests.orchestration.conftest import SERVICE, files_containing
 from event_importer_tests.standin import Fault
 
 JOB = f"{SERVICE}_submit_job"
@@ -96,9 +96,11 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     selected = metadata(result, FIRST_OP)
     assert (selected["selected"], selected["selector"]) == (2, "unsubmitted")
     assert selected["mode"].startswith("dry run")
+    assert "Rock | Roll Night" in [record.data["title"] for record in selected["events"].records]
     payloads = metadata(result, f"{SERVICE}__payloads")
     assert (payloads["transformed"], payloads["invalid"]) == (1, 1)
-    assert "date is required" in payloads["invalid_events"]
+    [invalid] = payloads["invalid_events"].records
+    assert "date is required" in invalid.data["error"]
 
     results = metadata(result)
     assert {k: results[k] for k in ("selected", "transformed", "invalid", "submitted", "failed", "dry_run")} == {
@@ -111,17 +113,19 @@ def test_materializations_carry_counts_selector_and_a_results_table(instance, ca
     }
     assert results["selector"] == "unsubmitted"
     table = results["results"]
-    lines = table.splitlines()
-    assert lines[0].startswith("| event | operation | outcome |")
-    # The failure (with its reason) comes first; a `|` in a cell is escaped and the newline is gone.
-    assert "failed" in lines[2] and "date is required" in lines[2]
-    assert "Rock \\| Roll Night" in lines[3]
-    assert all(line.count("|") - line.count("\\|") == 8 for line in lines[2:])
+    # A table the UI renders as one, with typed columns.
+    assert isinstance(table, dg.TableMetadataValue)
+    columns = [(c.name, c.type) for c in table.schema.columns]
+    assert columns[:4] == [("event", "int"), ("operation", "string"), ("outcome", "string"), ("http_status", "int")]
+    first, second = (record.data for record in table.records)
+    # The failure (with its reason) comes first; a newline in a cell is gone, a `|` stays as it is.
+    assert first["outcome"] == "failed" and "date is required" in first["error"]
+    assert second["title"] == "Rock | Roll Night" and second["outcome"] == "dry_run"
     # Each failed event is named by id and source URL, and the metadata says how to see its history.
     [failed] = [r for r in rows(cache_db, result.run_id) if r.error]
     with cache_db.session() as session:
         source_url = session.get(EventCache, failed.event_cache_id).source_url
-    assert f"| {failed.event_cache_id} | create | failed |" in lines[2] and source_url in lines[2]
+    assert (first["event"], first["operation"], first["source_url"]) == (failed.event_cache_id, "create", source_url)
     assert results["history"].startswith(f"event-importer {SERVICE} history <event id or source_url>")
 
 

@@ -8,12 +8,12 @@ import dagster as dg
 import pytest
 
 from event_importer.db.models import SubmissionStatus
-from event_importer.defs import integration_defs
-from event_importer.defs.resources import DatabaseResource
 from event_importer.framework.discovery import discover
+from event_importer.orchestration import integration_defs
+from event_importer.orchestration.resources import DatabaseResource
 from event_importer_tests.conftest import reset_process_state
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from typing import Any
 
 import dagster as dg
 
-from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
-from event_importer.defs.resources import DatabaseResource
-from event_importer.defs.sensors import RETRY_SELECTOR, retry_request
 from event_importer.errors import ConfigurationError
 from event_importer.framework.submitter import BaseSubmitter
+from event_importer.orchestration.jobs import SubmissionJob
+from event_importer.orchestration.resources import DatabaseResource
+from event_importer.orchestration.sensors import RETRY_SELECTOR, retry_request
 
 
 def schedule_name(service: str) -> str:
@@ -20,7 +20,7 @@ def schedule_name(service: str) -> str:
 
 
 def build_schedule(
-    service: str, job: Any, cron: str, config_class: type[SubmitConfig], submitter: BaseSubmitter | None = None
+    submission: SubmissionJob, job: Any, cron: str, submitter: BaseSubmitter | None = None
 ) -> dg.ScheduleDefinition:
     """The integration's schedule, from its `<PREFIX>SCHEDULE` setting.
 
@@ -30,19 +30,20 @@ def build_schedule(
     Raises:
         ConfigurationError: the cron expression is not valid.
     """
-    config = config_class(selector="unsubmitted")
+    service = submission.service
+    config = submission.config_class(selector="unsubmitted")
     retry_selector = submitter.selectors.get(RETRY_SELECTOR) if submitter is not None else None
 
     def submit_schedule(
         context: dg.ScheduleEvaluationContext, database: DatabaseResource
     ) -> list[dg.RunRequest]:
-        tags = {**service_tags(service, config), **run_tags(config, "schedule")}
+        tags = submission.tags(config, "schedule")
         # Dagster wants a run key on each request of a tick with several: one per scheduled time.
         when = context.scheduled_execution_time
         key = f"{service}:{config.selector}:{when.isoformat() if when else 'manual'}"
-        requests = [dg.RunRequest(run_key=key, run_config=run_config(service, config), tags=tags)]
+        requests = [dg.RunRequest(run_key=key, run_config=submission.run_config(config), tags=tags)]
         with database.get_database().session() as session:
-            retry = retry_request(session, service, retry_selector, config_class, "schedule")
+            retry = retry_request(session, submission, retry_selector, "schedule")
         if retry is not None:
             requests.append(retry)
         return requests

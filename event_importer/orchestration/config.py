@@ -93,16 +93,6 @@ def job_name(service: str) -> str:
     return f"{service}_submit_job"
 
 
-def first_op_name(service: str) -> str:
-    """The op that takes the run configuration: the integration's `selected_events` asset."""
-    return f"{service}__selected_events"
-
-
-def run_config(service: str, config: SubmitConfig) -> dict[str, Any]:
-    """The job's run config for `config`, leaving out unset optional fields."""
-    return {"ops": {first_op_name(service): {"config": config.model_dump(exclude_none=True)}}}
-
-
 def lane(service: str, shard_index: int = 0) -> str:
     """The queue lane of a run: an unsharded run takes shard 0's."""
     return f"{service}/{shard_index}"

@@ -22,9 +22,9 @@ from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from event_importer.db.models import Submission
-from event_importer.defs.config import SubmitConfig, run_config, run_tags, service_tags
-from event_importer.defs.resources import DatabaseResource
 from event_importer.framework.submitter import BaseSubmitter
+from event_importer.orchestration.jobs import SubmissionJob
+from event_importer.orchestration.resources import DatabaseResource
 
 # The selector of failed events due for another attempt (see framework.selectors.RetrySelector).
 RETRY_SELECTOR = "retry"
@@ -70,12 +70,8 @@ def _naive(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def build_new_events_sensor(
-    service: str,
-    job: Any,
-    submitter: BaseSubmitter,
-    config_class: type[SubmitConfig],
-) -> dg.SensorDefinition:
+def build_new_events_sensor(submission: SubmissionJob, job: Any, submitter: BaseSubmitter) -> dg.SensorDefinition:
+    service = submission.service
     selectors = {name: submitter.get_selector(name) for name in WATCHED_SELECTORS}
     retry_selector = submitter.selectors.get(RETRY_SELECTOR)
 
@@ -103,7 +99,7 @@ def build_new_events_sensor(
                 widened = widened.widen(max_id, max_updated)
                 if count:
                     found[name] = count
-            retry = retry_request(session, service, retry_selector, config_class, "sensor")
+            retry = retry_request(session, submission, retry_selector, "sensor")
         requests = [] if retry is None else [retry]
         if not found:
             if retry is not None:
@@ -114,12 +110,12 @@ def build_new_events_sensor(
             )
         window = f"{widened.max_id}:{widened.max_updated_at.isoformat() if widened.max_updated_at else '-'}"
         for name in found:
-            config = config_class(selector=name)
+            config = submission.config_class(selector=name)
             requests.append(
                 dg.RunRequest(
                     run_key=f"{service}:{name}:{window}",
-                    run_config=run_config(service, config),
-                    tags={**service_tags(service, config), **run_tags(config, "sensor")},
+                    run_config=submission.run_config(config),
+                    tags=submission.tags(config, "sensor"),
                 )
             )
         context.log.info(", ".join(f"{n} {name}" for name, n in found.items()) + " events beyond the cursor")
@@ -128,9 +124,7 @@ def build_new_events_sensor(
     return new_events_sensor
 
 
-def retry_request(
-    session: Session, service: str, selector: Any, config_class: type[SubmitConfig], trigger: str
-) -> dg.RunRequest | None:
+def retry_request(session: Session, submission: SubmissionJob, selector: Any, trigger: str) -> dg.RunRequest | None:
     """A run of the `retry` selector when failed events are due for one; None when none are.
 
     Its `run_key` names the newest attempt among them: the same due events never start two runs
@@ -138,6 +132,7 @@ def retry_request(
     """
     if selector is None:
         return None
+    service = submission.service
     events = selector.statement(service).subquery()
     count, newest = session.execute(
         select(func.count(distinct(events.c.id)), func.max(Submission.id)).select_from(events).join(
@@ -146,11 +141,11 @@ def retry_request(
     ).one()
     if not count:
         return None
-    config = config_class(selector=RETRY_SELECTOR)
+    config = submission.config_class(selector=RETRY_SELECTOR)
     return dg.RunRequest(
         run_key=f"{service}:{RETRY_SELECTOR}:{newest}",
-        run_config=run_config(service, config),
-        tags={**service_tags(service, config), **run_tags(config, trigger), TAG_RETRY_EVENTS: str(count)},
+        run_config=submission.run_config(config),
+        tags={**submission.tags(config, trigger), TAG_RETRY_EVENTS: str(count)},
     )
 
 

@@ -16,8 +16,8 @@ from event_importer.framework.selectors import standard_selectors
 from event_importer.ledger import ImportedAttempt, import_attempts
 from event_importer.states import STATES, integration_status, status_counts
 from event_importer_tests.conftest import reset_process_state
-from event_importer_tests.defs.conftest import SERVICE
 from event_importer_tests.factories import add_events, attempt, event_data
+from event_importer_tests.orchestration.conftest import SERVICE
 
 S = SubmissionStatus
 
