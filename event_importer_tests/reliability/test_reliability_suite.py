@@ -15,8 +15,8 @@ The runs, in order:
 
 1. `killed`: `event-importer ticketfairy submit --limit 300`, whose run's process (the one the run
    launcher started) is SIGKILLed once 100 drafts are accepted; the CLI then reports the run failed;
-2. `cli-unsubmitted` and `worker-unsubmitted`: the CLI and a worker process selecting the same
-   unsubmitted events at the same moment;
+2. `cli-unsubmitted` and `worker-unsubmitted`: a worker process and the CLI that have both selected
+   the same unsubmitted events, then race to claim and send them;
 3. `worker-pending-a` and `worker-pending-b`: two workers released together on the `pending`
    selector, racing to take over the killed run's stale claims;
 4. `retry-failed`: `event-importer ticketfairy retry-failed`, for everything that failed on the way.
@@ -188,10 +188,12 @@ class Runs:
     def cli(self, name: str, *args: str) -> Run:
         return self._start(name, "cli", [EVENT_IMPORTER, SERVICE, *args], [SERVICE, *args])
 
-    def worker(self, name: str, selector: str, start_file: Path) -> Run:
-        """A worker that has imported everything and waits for `start_file` to appear."""
+    def worker(self, name: str, selector: str, start_file: Path, send_file: Path | None = None) -> Run:
+        """A worker that has imported everything and waits for `start_file` to appear (and, given
+        `send_file`, after selecting, for that file before it claims and sends)."""
         command = [sys.executable, "-m", "event_importer_tests.reliability.worker", selector, name]
-        run = self._start(name, "worker", command, [selector, name], WORKER_START_FILE=str(start_file))
+        extra = {"WORKER_SEND_FILE": str(send_file)} if send_file is not None else {}
+        run = self._start(name, "worker", command, [selector, name], WORKER_START_FILE=str(start_file), **extra)
         wait_until(lambda: "READY" in run.stdout, run, f"{name} to start")
         return run
 
@@ -265,12 +267,16 @@ def test_many_events_every_fault_a_kill_and_races_nothing_lost_nothing_sent_twic
     status = integration_status(discover().get(SERVICE))
     assert (status["pending"], status["stale_pending"]) == (len(pending_at_kill), len(pending_at_kill)), status
 
-    # 2. The CLI and a worker select the same unsubmitted events at the same moment.
-    go = tmp_path / "go-unsubmitted"
-    worker = runs.worker("worker-unsubmitted", "unsubmitted", go)
-    cli = runs.cli("cli-unsubmitted", "submit", "--json")
-    wait_until(lambda: "selecting events" in cli.stderr, cli, "the CLI to select")
+    # 2. A worker and the CLI select the same unsubmitted events, then both claim and send: the
+    # worker selects first and holds until the CLI's run has selected too, so both selections are
+    # the same events and each event's claim is raced, whichever run gets there first.
+    go, send = tmp_path / "go-unsubmitted", tmp_path / "send-unsubmitted"
+    worker = runs.worker("worker-unsubmitted", "unsubmitted", go, send_file=send)
     go.touch()
+    wait_until(lambda: "SELECTED" in worker.stdout, worker, "the worker to select")
+    cli = runs.cli("cli-unsubmitted", "submit", "--json")
+    wait_until(lambda: "selected " in cli.stderr, cli, "the CLI to select")
+    send.touch()
     assert cli.wait() in (0, 1), cli.stderr[-3000:]
     assert worker.wait() == 0, worker.stderr[-3000:]
     raced = [cli.report()["counts"], worker.report()["counts"]]
