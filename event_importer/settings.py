@@ -1,4 +1,5 @@
-"""Typed settings, read from the environment and a `.env` file in the working directory.
+"""Typed settings, read from the environment (into which each entry point first loads `.env`: see
+`event_importer.environment`).
 
 `Settings` holds what the whole project shares (prefix `EVENT_IMPORTER_`); each integration declares
 its own `IntegrationSettings` subclass with its own prefix (e.g. `TICKETFAIRY_`). A bad value fails at

@@ -6,6 +6,9 @@ The installed command in a fresh process, with the run it launches, is tested in
 with its runs, in `test_api.py` (`test_event_importer_api_serves_over_http`).
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -61,3 +64,41 @@ def test_the_code_location_loads_dotenv_and_binds_its_secrets_by_name(tmp_path):
 
     assert isinstance(resource.api_key, dg.EnvVar) and resource.api_key.env_var_name == "TICKETFAIRY_API_KEY"
     assert resource.api_key.get_value() == secret
+
+
+def test_a_variable_set_both_ways_with_other_values_is_named_by_the_command(tmp_path):
+    """Dagster's code server loads `.env` over the environment, so such a variable would mean one
+    thing to the command and another to its runs: the command names it, never its values."""
+    write_env(
+        tmp_path,
+        TICKETFAIRY_API_URL="https://dotenv.example.org/api",
+        EVENT_IMPORTER_MAX_ATTEMPTS="3",
+        TICKETFAIRY_API_KEY="tf-dotenv-conflict-9a8b",
+    )
+    env = {
+        **os.environ,
+        "TICKETFAIRY_API_URL": "https://shell.example.org/api",
+        "EVENT_IMPORTER_MAX_ATTEMPTS": "3",
+        "TICKETFAIRY_API_KEY": "tf-shell-conflict-1c2d",
+        "EVENT_IMPORTER_HOME": str(tmp_path / "home"),
+    }
+    command = Path(sys.executable).parent / "event-importer"
+    done = subprocess.run(
+        [str(command), "integrations", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1, done.stderr
+    assert "TICKETFAIRY_API_KEY, TICKETFAIRY_API_URL set in the environment" in warning[0]
+    # The same value both ways is no conflict; no value is ever printed.
+    assert "EVENT_IMPORTER_MAX_ATTEMPTS" not in warning[0]
+    for value in ("dotenv.example.org", "shell.example.org", "tf-dotenv-conflict-9a8b", "tf-shell-conflict-1c2d"):
+        assert value not in done.stderr + done.stdout
+
+
+def test_no_warning_when_the_environment_and_dotenv_agree(tmp_path, monkeypatch):
+    write_env(tmp_path, EVENT_IMPORTER_MAX_ATTEMPTS="3", EVENT_IMPORTER_MAX_CONCURRENCY="5")
+    monkeypatch.setenv("EVENT_IMPORTER_MAX_ATTEMPTS", "3")
+
+    assert load_env_file() == []

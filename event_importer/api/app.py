@@ -1,5 +1,6 @@
 """The FastAPI application: health, event loading, each integration's routes, and the docs pages."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,12 +19,14 @@ from event_importer.api.routes import integration_router
 from event_importer.api.runs import runs_router
 from event_importer.api.security import BodySizeLimit, TokenGate, require_token
 from event_importer.db.engine import configured_database
-from event_importer.environment import load_env_file
+from event_importer.environment import conflict_warning, load_env_file
 from event_importer.events.loader import load_events, parse_records
 from event_importer.events.model import EventData
 from event_importer.framework.discovery import discover
 from event_importer.run_queue import QueueServer
 from event_importer.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 HEALTH_URL = "/health"
 # FastAPI's 400 for a body its JSON decoding raised on (other than malformed JSON, which is a 422).
@@ -58,7 +61,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    load_env_file()
+    conflicts = load_env_file()
+    if conflicts:
+        logger.warning(conflict_warning(conflicts))
     settings = get_settings()
     app = FastAPI(
         title="event-importer",

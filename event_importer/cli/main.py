@@ -9,7 +9,7 @@ import click
 
 from event_importer.cli.output import fail, print_json, table
 from event_importer.db.engine import configured_database
-from event_importer.environment import load_env_file
+from event_importer.environment import conflict_warning, load_env_file
 from event_importer.errors import ConfigurationError, EventImporterError
 from event_importer.events.loader import LoadReport, load_files, load_samples
 from event_importer.framework.discovery import discover
@@ -256,7 +256,9 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    load_env_file()
+    conflicts = load_env_file()
+    if conflicts:
+        click.echo(f"warning: {conflict_warning(conflicts)}", err=True)
     try:
         build_cli()(standalone_mode=True)
     except ConfigurationError as exc:
