@@ -226,7 +226,9 @@ class RunTrace:
     def _take(self, entry: Any, on_message: ProgressCallback | None) -> None:
         event = entry.dagster_event
         if event is None:
-            if on_message is not None and entry.level >= logging.INFO and entry.step_key:
+            # Errors are told once, by the run's outcome: not as the engine's lines ("Dependencies for
+            # step ... Not executing") for each step it skipped after the first one failed.
+            if on_message is not None and logging.INFO <= entry.level < logging.ERROR and entry.step_key:
                 on_message(entry.user_message)
             return
         kind = event.event_type

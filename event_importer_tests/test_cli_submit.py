@@ -172,6 +172,13 @@ def test_a_missing_api_key_exits_2_with_a_clear_error(cache_db, stand_in, monkey
     assert recorded_run(report["run_id"]).status is dg.DagsterRunStatus.FAILURE
     assert stand_in.requests_seen == 0
 
+    # Without --json: the reason once, not the engine's lines about the steps it then skipped.
+    result = invoke("submit")
+    assert result.exit_code == 2
+    assert "error: ticketfairy: TICKETFAIRY_API_KEY not set" in result.output
+    assert "Not executing" not in result.output
+    assert stand_in.requests_seen == 0
+
 
 def runs_tagged(**tags: str) -> list[dg.DagsterRun]:
     with dg.DagsterInstance.get() as instance:
