@@ -13,7 +13,7 @@ such variables (`conflict_warning`).
 import os
 from pathlib import Path
 
-from dotenv import dotenv_values, load_dotenv
+from dotenv import dotenv_values
 
 from event_importer.settings import ENV_FILE
 
@@ -24,11 +24,10 @@ def load_env_file(path: str | Path = ENV_FILE) -> list[str]:
     Returns the names of the variables already set in the environment with another value than
     `.env` gives them.
     """
-    values = dotenv_values(path) if Path(path).is_file() else {}
-    conflicts = sorted(
-        name for name, value in values.items() if value is not None and os.environ.get(name, value) != value
-    )
-    load_dotenv(path, override=False)
+    values = {name: value for name, value in dotenv_values(path).items() if value is not None}
+    conflicts = sorted(name for name, value in values.items() if os.environ.get(name, value) != value)
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
     return conflicts
 
 

@@ -19,15 +19,10 @@ MIN_REDACTED_LENGTH = 4
 REDACTED = "***"
 
 
-def env_name(settings_class: type[IntegrationSettings], name: str) -> str:
-    """The environment variable a field of the settings class is read from."""
-    return f"{settings_class.model_config.get('env_prefix', '')}{name}".upper()
-
-
 def secret_fields(settings_class: type[IntegrationSettings]) -> dict[str, str]:
     """Each `SecretStr` field of the settings class and its environment variable."""
     return {
-        name: env_name(settings_class, name)
+        name: settings_class.variable(name)
         for name, field in settings_class.model_fields.items()
         if _mentions(field.annotation, SecretStr)
     }

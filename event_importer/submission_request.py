@@ -10,11 +10,11 @@ from event_importer.framework.submitter import BaseSubmitter
 MAX_LIMIT = 1_000_000
 
 
-def check_sendable(service: str, submitter: BaseSubmitter, dry_run: bool) -> None:
+def check_sendable(submitter: BaseSubmitter, dry_run: bool) -> None:
     """Raise `ConfigurationError` naming the settings a real (not dry) run still needs.
 
     The run's first step checks this, whoever launched it; the API checks it before starting a run.
-    The message is the submitter's own (`check_configured`), which names `service` too.
+    The message is the submitter's own (`check_configured`), which names the integration.
     """
     if not dry_run:
         submitter.check_configured()

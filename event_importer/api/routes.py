@@ -84,7 +84,7 @@ def integration_router(integration: Integration | str) -> APIRouter:
         try:
             # Refused here, not by the run's first step, so that a refusal leaves no run behind.
             submitter = integration.create_submitter()
-            check_sendable(name, submitter, request.dry_run)
+            check_sendable(submitter, request.dry_run)
             if request.url is not None and not _selects_any(submitter, request.selector, request.url):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no event in the cache has that source_url")
             prepared = prepare_submission(

@@ -87,16 +87,16 @@ def selected_events_asset(translator: IntegrationTranslator, config_class: type[
 
         Takes the run configuration (selector, url, dry_run, limit) and hands it on with the events.
         """
-        return select_events(context, service, config, client_resource(context, service).submitter)
+        return select_events(context, config, client_resource(context, service).submitter)
 
     return selected_events
 
 
 def select_events(
-    context: dg.AssetExecutionContext, service: str, config: SubmitConfig, submitter: BaseSubmitter
+    context: dg.AssetExecutionContext, config: SubmitConfig, submitter: BaseSubmitter
 ) -> dg.Output[Selection]:
     tag_run(context, config)
-    check_sendable(service, submitter, config.dry_run)
+    check_sendable(submitter, config.dry_run)
     # Opened (the schema checked) before saying so: "selecting" then means the query is next.
     db = database(context)
     context.log.info(f"selecting events (selector {config.selector})")

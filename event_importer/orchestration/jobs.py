@@ -49,10 +49,6 @@ class SubmissionJob:
         """The job's run config for `config`, leaving out unset optional fields."""
         return {"ops": {self.config_op: {"config": config.model_dump(exclude_none=True)}}}
 
-    def config_of(self, run_config: Mapping[str, Any]) -> dict[str, Any]:
-        """The `SubmitConfig` fields a run was started with (as given: defaults left out)."""
-        return _config_at(self.config_op, run_config)
-
     def tags(self, config: SubmitConfig, trigger: str) -> dict[str, str]:
         """The tags of a run of `config` started by `trigger`: its integration and lane, who started it and how."""
         return {**service_tags(self.service, config), **run_tags(config, trigger)}
@@ -82,12 +78,8 @@ def submitted_config(service: str, run_config: Mapping[str, Any]) -> dict[str, A
     Needs neither the integration's settings nor its selectors, so a run that failed on bad settings
     can still be read.
     """
-    return _config_at(config_op(IntegrationTranslator(service)), run_config)
-
-
-def _config_at(op: str, run_config: Mapping[str, Any]) -> dict[str, Any]:
     ops: Mapping[str, Any] = run_config.get("ops") or {}
-    return dict((ops.get(op) or {}).get("config") or {})
+    return dict((ops.get(config_op(IntegrationTranslator(service))) or {}).get("config") or {})
 
 
 def submit_job(translator: IntegrationTranslator, description: str) -> Any:

@@ -31,7 +31,7 @@ from event_importer.db.engine import Database, get_database
 from event_importer.framework.contracts import BaseClient
 from event_importer.framework.discovery import Integration
 from event_importer.framework.submitter import BaseSubmitter
-from event_importer.secret_settings import env_name, secret_fields
+from event_importer.secret_settings import secret_fields
 from event_importer.settings import get_settings, load_settings
 
 DATABASE_URL_ENV = "EVENT_IMPORTER_DATABASE_URL"
@@ -122,7 +122,7 @@ def client_resource_class(integration: Integration) -> type[IntegrationClientRes
             if scalar is None:
                 continue
             annotation = scalar
-            origin = f"{env_name(settings_class, name)} or the default"
+            origin = f"{settings_class.variable(name)} or the default"
         annotations[name] = annotation | None
         namespace[name] = Field(default=None, description=f"{field.description or name} Unset: {origin}.")
     namespace.update(
